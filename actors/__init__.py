@@ -1,0 +1,1 @@
+"""kbroker.actors — arrives with the broker (issue: kbroker start --workers N)."""

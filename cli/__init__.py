@@ -1,0 +1,1 @@
+"""kbroker.cli: the `kbroker` command line (typer)."""

@@ -1,0 +1,33 @@
+"""kbroker: a distributed event log and pub/sub broker in the spirit of Apache Kafka.
+
+The public API is importable from here. Client classes are loaded lazily (PEP 562) so that
+``import kbroker.storage`` and ``import kbroker.errors`` never pull in sockets or threads.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from kbroker.errors import *  # noqa: F403
+from kbroker.errors import __all__ as _error_names
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; filled in as the subsystems arrive.
+_LAZY: dict[str, str] = {}
+
+__all__ = ["__version__", *_error_names, *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbroker' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

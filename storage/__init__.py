@@ -1,0 +1,1 @@
+"""kbroker.storage: the segmented, crash-safe partition log. Pure: no sockets, no threads."""

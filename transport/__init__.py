@@ -1,0 +1,1 @@
+"""kbroker.transport — arrives with the broker (issue: kbroker start --workers N)."""
