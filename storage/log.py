@@ -394,8 +394,9 @@ class Log:
         i = self._segment_index(offset)
         while offset < upto and i < len(self.segments):
             segment = self.segments[i]
-            data, next_offset = segment.read(max(offset, segment.base_offset), max_bytes, upto)
-            if data or segment.next_offset > offset:
+            start = max(offset, segment.base_offset)
+            data, next_offset = segment.read(start, max_bytes, upto)
+            if data or segment.next_offset > start:
                 return ReadResult(data, next_offset if data else offset)
             i += 1
         return ReadResult(b"", offset)
