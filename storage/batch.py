@@ -8,7 +8,7 @@ it, consumers decode it. Layout (big-endian; the same fields and order as Kafka'
     8      4    batch_length           int32   bytes that follow this field (header rest + body)
     12     4    partition_leader_epoch int32   patched by the leader on append
     16     1    magic                  int8    MAGIC (format version of kbroker batches)
-    17     4    crc                    uint32  CRC-32 (zlib/IEEE) of bytes [21, end of batch)
+    17     4    crc                    uint32  CRC-32C (Castagnoli, as Kafka) of bytes [21, end of batch)
     21     2    attributes             int16   bits 0-2 codec, bit 3 timestamp type (1 = LogAppendTime)
     23     4    last_offset_delta      int32   offset of the last record minus base_offset
     27     8    first_timestamp        int64   timestamp of the first record (ms)
@@ -22,7 +22,7 @@ it, consumers decode it. Layout (big-endian; the same fields and order as Kafka'
 Invariants:
 - The CRC covers neither base_offset, batch_length nor the leader epoch, so assigning offsets and
   epochs never touches the CRC; setting LogAppendTime rewrites attributes and max_timestamp and so
-  recomputes the CRC (over the header tail; the body is only read by zlib, never decoded).
+  recomputes the CRC (over the header tail; the body is only checksummed, never decoded).
 - ``0 <= records_count <= last_offset_delta + 1``: compaction may leave fewer records than the
   offset span, never more.
 - Nothing here decodes a record body; this module is the whole of the broker's per-batch hot path.
@@ -31,9 +31,10 @@ Invariants:
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import Iterator
+
+from crc32c import crc32c
 
 from kbroker.errors import CorruptRecordError, RecordTooLargeError
 
@@ -61,6 +62,7 @@ CODEC_MASK = 0x07
 TIMESTAMP_TYPE_BIT = 0x08
 CREATE_TIME = 0
 LOG_APPEND_TIME = 1
+SUPPORTED_CODECS = frozenset({0, 1, 3, 4})  # none, gzip, lz4, zstd (snappy is not supported)
 MAX_BATCH_SIZE = 1 << 30  # hard upper bound whatever the config says (length is an int32)
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -126,7 +128,7 @@ def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeade
 def compute_crc(buf: bytes | bytearray | memoryview, pos: int, size: int) -> int:
     """CRC of the batch at ``pos`` spanning ``size`` bytes, over the bytes the CRC covers."""
     view = memoryview(buf)[pos + _CRC_FROM : pos + size]
-    return zlib.crc32(view) & 0xFFFFFFFF
+    return crc32c(view)
 
 
 def validate_batch(
@@ -164,6 +166,11 @@ def validate_batch(
         )
     if header.base_offset < 0:
         raise CorruptRecordError(f"batch at position {pos} has a negative base offset {header.base_offset}")
+    if header.attributes & CODEC_MASK not in SUPPORTED_CODECS:
+        raise CorruptRecordError(
+            f"batch at position {pos} uses compression codec id {header.attributes & CODEC_MASK}; "
+            "supported: 0 none, 1 gzip, 3 lz4, 4 zstd"
+        )
     if check_crc and compute_crc(buf, pos, size) != header.crc:
         raise CorruptRecordError(f"batch at position {pos} (base offset {header.base_offset}) failed its CRC check")
     return header
@@ -188,9 +195,9 @@ def iter_batches(
 
 
 def patched_prefix(header: BatchHeader, base_offset: int, leader_epoch: int) -> bytes:
-    """The first 16 bytes of the batch with a new base offset and leader epoch.
+    """The first 17 bytes of the batch (up to and including magic) with a new base offset and leader epoch.
 
-    Writing this prefix followed by the batch's bytes from 16 on (zero-copy, ``os.writev``) gives the
+    Writing this prefix followed by the batch's bytes from 17 on (zero-copy, ``os.writev``) gives the
     patched batch without copying the body; the CRC stays valid because it does not cover these.
     """
     return _PREFIX.pack(base_offset, header.batch_length, leader_epoch) + bytes((header.magic,))
@@ -210,7 +217,7 @@ def with_log_append_time(
     fields[4] = 0
     new_header = bytearray(_HEADER.pack(*fields))
     body = memoryview(buf)[pos + HEADER_SIZE : pos + header.size]
-    crc = zlib.crc32(body, zlib.crc32(memoryview(new_header)[_CRC_FROM:])) & 0xFFFFFFFF
+    crc = crc32c(body, crc32c(memoryview(new_header)[_CRC_FROM:]))
     struct.pack_into(">I", new_header, _CRC_AT, crc)
     return bytes(new_header)
 
@@ -248,6 +255,6 @@ def pack_header(
             records_count,
         )
     )
-    crc = zlib.crc32(body, zlib.crc32(memoryview(header)[_CRC_FROM:])) & 0xFFFFFFFF
+    crc = crc32c(body, crc32c(memoryview(header)[_CRC_FROM:]))
     struct.pack_into(">I", header, _CRC_AT, crc)
     return bytes(header)

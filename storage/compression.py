@@ -95,8 +95,10 @@ def compress(codec: Codec, data: bytes) -> bytes:
 
 
 def decompress(codec: Codec, data: bytes | memoryview) -> bytes:
-    if codec is Codec.NONE:
+    if codec == Codec.NONE:
         return bytes(data)
+    if codec not in Codec.__members__.values():
+        raise CorruptRecordError(f"batch body uses an unknown compression codec id {codec}")
     try:
         return _codec_functions(Codec(codec))[1](bytes(data))
     except Exception as exc:  # zlib.error, OSError, EOFError, zstandard.ZstdError, lz4's RuntimeError

@@ -30,10 +30,14 @@ def fault_point(name: str) -> None:
         action()
 
 
-def arm(name: str, effect: BaseException | Callable[[], None], *, times: int | None = None) -> None:
-    """Make ``name`` raise ``effect`` (an exception) or call it (a function), ``times`` times or forever."""
+def arm(
+    name: str, effect: BaseException | type[BaseException] | Callable[[], None], *, times: int | None = None
+) -> None:
+    """Make ``name`` raise ``effect`` (an exception or exception class) or call it, ``times`` times or forever."""
     if name not in POINTS:
         raise ValueError(f"unknown fault point {name!r}; known: {', '.join(sorted(POINTS))}")
+    if times is not None and times < 1:
+        raise ValueError(f"times must be at least 1 (or None for always), got {times}")
     remaining = [times]
 
     def action() -> None:
@@ -41,7 +45,7 @@ def arm(name: str, effect: BaseException | Callable[[], None], *, times: int | N
             remaining[0] -= 1
             if remaining[0] <= 0:
                 _armed.pop(name, None)
-        if isinstance(effect, BaseException):
+        if isinstance(effect, BaseException) or (isinstance(effect, type) and issubclass(effect, BaseException)):
             raise effect
         effect()
 

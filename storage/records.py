@@ -261,7 +261,7 @@ def decode_body(buf: bytes | bytearray | memoryview, pos: int, header: BatchHead
                     max_ts if log_append else first_ts + ts_delta,
                     key,
                     value,
-                    [(h[0], h[1]) for h in headers],
+                    [] if headers == [] else [(h[0], h[1]) for h in headers],  # no listcomp: ~0.1 us/record
                     ts_type,
                 )
             )
