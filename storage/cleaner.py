@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
+from kbroker.storage.batch import BatchHeader
 from kbroker.storage.checkpoint import fsync_dir
 from kbroker.storage.faults import fault_point
 from kbroker.storage.records import LogRecord, decode_body, encode_records
@@ -35,7 +36,7 @@ from kbroker.storage.segment import LOG_SUFFIX, Segment, segment_path
 if TYPE_CHECKING:
     from kbroker.storage.log import Log
 
-__all__ = ["CleanResult", "clean_log", "finish_interrupted_swaps", "filter_batch"]
+__all__ = ["CleanResult", "clean_log", "compact_batch", "finish_interrupted_swaps", "filter_batch"]
 
 _CLEANED = ".log.cleaned"
 _SWAP = ".swap"
@@ -92,6 +93,32 @@ def filter_batch(
     return kept, removed, tombstones
 
 
+def compact_batch(
+    raw: bytes, header: BatchHeader, offset_map: dict[bytes, int], now_ms: int, delete_retention_ms: int
+) -> tuple[bytes | None, int, int]:
+    """One batch after compaction: ``raw`` itself when every record survives, None when none does,
+    else the survivors re-encoded with the batch's base offset and offset span (offsets never move).
+    Also returns (records removed, tombstones removed). Shared by the disk and memory twins."""
+    records = decode_body(raw, 0, header)
+    kept, removed, tombstones = filter_batch(records, offset_map, now_ms, delete_retention_ms)
+    if not kept:
+        return None, removed, tombstones
+    if len(kept) == len(records):
+        return raw, removed, tombstones  # untouched batch: copy the bytes as they are
+    data = encode_records(
+        kept,
+        base_offset=header.base_offset,
+        codec=header.codec,
+        timestamp_type=header.timestamp_type,
+        leader_epoch=header.leader_epoch,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        last_offset_delta=header.last_offset_delta,
+    )
+    return data, removed, tombstones
+
+
 def _cleanable_segments(log: "Log", now_ms: int) -> list[Segment]:
     lag = log.config.min_compaction_lag_ms
     cleanable: list[Segment] = []
@@ -126,7 +153,11 @@ def _groups(segments: list[Segment], max_bytes: int) -> list[list[Segment]]:
     return groups
 
 
-def clean_log(log: "Log", now_ms: int, *, force: bool = False) -> CleanResult | None:
+def clean_log(log: "Log", now_ms: int, *, force: bool = False, rewrite: Callable | None = None) -> CleanResult | None:
+    """One cleaner pass over ``log`` (steps 1-5 above). ``rewrite(log, group, offset_map, now_ms)``
+    replaces one group of segments and returns ``(new segment, removed, tombstones removed)``; the
+    default is the crash-safe on-disk swap, the memory twin passes its own."""
+    rewrite = rewrite or _rewrite_group
     segments = _cleanable_segments(log, now_ms)
     if not segments:
         return None
@@ -140,7 +171,7 @@ def clean_log(log: "Log", now_ms: int, *, force: bool = False) -> CleanResult | 
     removed = tombstones = 0
     after_segments: list[Segment] = []
     for group in _groups(segments, log.config.segment_bytes):
-        new_segment, group_removed, group_tombstones = _rewrite_group(log, group, offset_map, now_ms)
+        new_segment, group_removed, group_tombstones = rewrite(log, group, offset_map, now_ms)
         removed += group_removed
         tombstones += group_tombstones
         after_segments.append(new_segment)
@@ -170,31 +201,13 @@ def _rewrite_group(
     try:
         for segment in group:
             for _, header, raw in segment.iter_batches():
-                records = decode_body(raw, 0, header)
-                kept, batch_removed, batch_tombstones = filter_batch(
-                    records, offset_map, now_ms, log.config.delete_retention_ms
+                data, batch_removed, batch_tombstones = compact_batch(
+                    raw, header, offset_map, now_ms, log.config.delete_retention_ms
                 )
                 removed += batch_removed
                 tombstones += batch_tombstones
-                if not kept:
-                    continue
-                if len(kept) == len(records):
-                    os.write(fd, raw)  # untouched batch: copy the bytes as they are
-                    continue
-                os.write(
-                    fd,
-                    encode_records(
-                        kept,
-                        base_offset=header.base_offset,
-                        codec=header.codec,
-                        timestamp_type=header.timestamp_type,
-                        leader_epoch=header.leader_epoch,
-                        producer_id=header.producer_id,
-                        producer_epoch=header.producer_epoch,
-                        base_sequence=header.base_sequence,
-                        last_offset_delta=header.last_offset_delta,
-                    ),
-                )
+                if data is not None:
+                    os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

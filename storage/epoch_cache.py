@@ -35,11 +35,16 @@ class LeaderEpochCache:
     @classmethod
     def load(cls, path: Path) -> "LeaderEpochCache":
         try:
-            rows = read_checkpoint(path) or []
-            entries = [EpochEntry(int(e), int(o)) for e, o in rows]
+            rows = read_checkpoint(path)
+            entries = [EpochEntry(int(e), int(o)) for e, o in rows or []]
+            missing = rows is None
         except (ValueError, TypeError):
-            entries = []  # rebuilt from the batches' epochs by the log on recovery
-        return cls(path, entries)
+            entries, missing = [], True  # rebuilt from the batches' epochs by the log on open
+        cache = cls(path, entries)
+        cache.missing = missing
+        return cache
+
+    missing = False  # set by load() when the checkpoint file was absent or unreadable
 
     @property
     def entries(self) -> list[EpochEntry]:
@@ -110,6 +115,10 @@ class LeaderEpochCache:
         if self._entries:
             self._entries = []
             self._persist()
+
+    def persist(self) -> None:
+        """Write the history to its checkpoint file (also when empty, so its absence means loss)."""
+        self._persist()
 
     def _persist(self) -> None:
         if self._path is not None:

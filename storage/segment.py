@@ -68,14 +68,24 @@ class Segment:
 
     @classmethod
     def open_clean(cls, directory: Path, base_offset: int, index_interval_bytes: int, now_ms: int) -> "Segment":
-        """Open a segment that was closed cleanly: trust the file, use the index to find its end."""
+        """Open a segment that was closed cleanly: trust the file, use the index to find its end.
+
+        Raises ``CorruptRecordError`` when the walk from the last index entry does not end exactly
+        at the end of the file (a torn tail): ``Log._load`` then recovers the segment instead."""
         seg = cls(directory, base_offset, index_interval_bytes, now_ms)
         seg._max_timestamp = None  # computed on demand
-        index = seg.offset_index  # loads, rebuilds if damaged
-        _, position = index.last()
-        last = None
-        for _, header in seg._walk_headers(position):
-            last = header
+        try:
+            index = seg.offset_index  # loads, rebuilds if damaged
+            _, position = index.last()
+            last = None
+            for position, header in seg._walk_headers(position):
+                last = header
+            end = position + last.size if last is not None else position
+            if end != seg.size:  # a tail shorter than a header: appends would land after it
+                raise CorruptRecordError(f"segment {seg.path.name} ends with {seg.size - end} bytes of no whole batch")
+        except CorruptRecordError:
+            seg.close()
+            raise  # the file is torn after all: the caller recovers it instead (Log._load)
         if last is not None:
             seg.next_offset = last.next_offset
         seg.created_ms = seg._first_batch_time(now_ms)
@@ -114,7 +124,9 @@ class Segment:
         if cut:
             os.ftruncate(self._fd, valid_end)
             self.size = valid_end
-            self._dirty = True
+        # What was validated may still sit only in the page cache (written before a crash that left
+        # the OS running): fsync it before anyone trusts it, e.g. a clean close skipping recovery.
+        self._dirty = True
         return cut
 
     def _first_batch_time(self, fallback_ms: int) -> int:

@@ -51,8 +51,14 @@ def test_snappy_is_known_but_not_supported() -> None:
         codec_from_name("snappy")
 
 
-@pytest.mark.skipif(HAVE_LZ4, reason="lz4 is installed")
-def test_lz4_without_the_package_says_what_to_install() -> None:
+def test_lz4_without_the_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from kbroker.storage import compression
+
+    monkeypatch.setitem(sys.modules, "lz4", None)  # makes `import lz4.frame` fail as if not installed
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    monkeypatch.setattr(compression, "_CACHE", {})
     with pytest.raises(InvalidRecordError, match="pip install lz4"):
         codec_from_name("lz4")
 
