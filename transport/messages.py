@@ -1,0 +1,37 @@
+"""Every wire message, in one namespace: ``from kbroker.transport.messages import Produce``.
+
+The definitions live in three modules by audience:
+
+- ``messages_client``: Metadata, Produce, Fetch, ListOffsets, InitProducerId, ErrorResponse
+- ``messages_admin``: CreateTopics, DeleteTopics, DescribeTopics, AlterConfigs, DescribeCluster
+- ``messages_internal``: controller, worker and replication messages (not a client contract)
+
+``MESSAGE_TYPES`` maps each wire type name to its class; ``CLIENT_MESSAGE_TYPES`` is the subset a
+client may send or receive (the rest are internal).
+"""
+
+from __future__ import annotations
+
+from kbroker.transport import messages_admin, messages_client, messages_internal
+from kbroker.transport.messages_admin import *  # noqa: F403
+from kbroker.transport.messages_client import *  # noqa: F403
+from kbroker.transport.messages_internal import *  # noqa: F403
+from kbroker.transport.schema import MESSAGE_TYPES, Message
+
+CLIENT_MESSAGE_TYPES: frozenset[str] = frozenset(
+    name
+    for module in (messages_client, messages_admin)
+    for name in module.__all__
+    if name in MESSAGE_TYPES
+)
+INTERNAL_MESSAGE_TYPES: frozenset[str] = frozenset(name for name in messages_internal.__all__ if name in MESSAGE_TYPES)
+
+__all__ = [
+    "Message",
+    "MESSAGE_TYPES",
+    "CLIENT_MESSAGE_TYPES",
+    "INTERNAL_MESSAGE_TYPES",
+    *messages_client.__all__,
+    *messages_admin.__all__,
+    *messages_internal.__all__,
+]
