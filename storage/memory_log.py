@@ -34,8 +34,8 @@ from kbroker.storage.cleaner import CleanResult, clean_log, compact_batch
 from kbroker.storage.config import TopicConfig
 from kbroker.storage.epoch_cache import LeaderEpochCache
 from kbroker.storage.faults import fault_point
-from kbroker.storage.log import AppendResult, Clock, PreparedBatches, ReadResult, system_clock
-from kbroker.storage.log import check_replicated, prepare_append, read_segments, retention_plan, should_roll
+from kbroker.storage.log_rules import AppendResult, Clock, PreparedBatches, ReadResult, system_clock
+from kbroker.storage.log_rules import check_replicated, prepare_append, read_segments, retention_plan, should_roll
 from kbroker.storage.records import decode_body
 
 __all__ = ["MemoryLog", "MemorySegment"]
