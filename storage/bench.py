@@ -327,7 +327,7 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (f"append Log ({s['batch_bytes'] / MiB:.2f} MiB batches), MB/s", f"{m['log_mb_s']:,.0f}", "", ""),
         ("append os.write (same bytes), MB/s", f"{m['write_mb_s']:,.0f}", "", ""),
         (f"append ratio Log/os.write ({fsync})", f"{m['append_ratio']:.2f}", *check("append_ratio")),
-        ("CRC-32 check each append does (compute_crc), GB/s (info)", f"{m['crc_gb_s']:.2f}", "", ""),
+        ("CRC-32C check each append does (compute_crc), GB/s (info)", f"{m['crc_gb_s']:.2f}", "", ""),
         ("read Log.read(max_bytes=1 MiB) loop, GB/s", f"{m['read_gb_s']:.2f}", *check("read_gb_s")),
         ("decode_batches, records/s", f"{m['decode_records_s']:,.0f}", "", ""),
         (f"reopen after clean close ({s['log_bytes'] / GiB:.2f} GiB), s", f"{m['reopen_clean_s']:.4f}", *check("reopen_clean_s")),
