@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 from kbroker.storage.batch import BatchHeader
 from kbroker.storage.checkpoint import fsync_dir
@@ -119,6 +119,23 @@ def compact_batch(
     return data, removed, tombstones
 
 
+def compact_group(
+    group: list, offset_map: dict[bytes, int], now_ms: int, delete_retention_ms: int, tally: list[int]
+) -> Iterator[bytes]:
+    """The surviving batches of a group of segments, in order (see ``compact_batch``).
+
+    ``tally`` is ``[records removed, tombstones removed]``, added to as the batches go by.
+    Shared by the disk twin (which writes them to a file) and the memory twin.
+    """
+    for segment in group:
+        for _, header, raw in segment.iter_batches():
+            data, removed, tombstones = compact_batch(raw, header, offset_map, now_ms, delete_retention_ms)
+            tally[0] += removed
+            tally[1] += tombstones
+            if data is not None:
+                yield data
+
+
 def _cleanable_segments(log: "Log", now_ms: int) -> list[Segment]:
     lag = log.config.min_compaction_lag_ms
     cleanable: list[Segment] = []
@@ -196,18 +213,11 @@ def _rewrite_group(
     base = group[0].base_offset
     end = group[-1].next_offset
     cleaned_path = directory / f"{base:020d}{_CLEANED}"
-    removed = tombstones = 0
+    tally = [0, 0]
     fd = os.open(cleaned_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        for segment in group:
-            for _, header, raw in segment.iter_batches():
-                data, batch_removed, batch_tombstones = compact_batch(
-                    raw, header, offset_map, now_ms, log.config.delete_retention_ms
-                )
-                removed += batch_removed
-                tombstones += batch_tombstones
-                if data is not None:
-                    os.write(fd, data)
+        for data in compact_group(group, offset_map, now_ms, log.config.delete_retention_ms, tally):
+            os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -221,4 +231,4 @@ def _rewrite_group(
     fsync_dir(directory)
     new_segment, _ = Segment.open_recover(directory, base, log.config.index_interval_bytes, now_ms)
     log.replace_segments(group, new_segment)
-    return new_segment, removed, tombstones
+    return new_segment, tally[0], tally[1]

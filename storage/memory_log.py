@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 
 from kbroker.errors import OffsetOutOfRangeError
 from kbroker.storage.batch import BatchHeader, read_header
-from kbroker.storage.cleaner import CleanResult, clean_log, compact_batch
+from kbroker.storage.cleaner import CleanResult, clean_log, compact_group
 from kbroker.storage.config import TopicConfig
 from kbroker.storage.epoch_cache import LeaderEpochCache
 from kbroker.storage.faults import fault_point
@@ -306,19 +306,12 @@ class MemoryLog:
 def _rewrite_group(
     log: MemoryLog, group: list[MemorySegment], offset_map: dict[bytes, int], now_ms: int
 ) -> tuple[MemorySegment, int, int]:
-    """The cleaner's last step, in memory: ``compact_batch`` each batch, swap the group for the result."""
+    """The cleaner's last step, in memory: ``compact_group`` the batches, swap the group for the result."""
     new = MemorySegment(group[0].base_offset, now_ms)
-    removed = tombstones = 0
-    for segment in group:
-        for _, header, raw in segment.iter_batches():
-            data, batch_removed, batch_tombstones = compact_batch(
-                raw, header, offset_map, now_ms, log.config.delete_retention_ms
-            )
-            removed += batch_removed
-            tombstones += batch_tombstones
-            if data is not None:
-                new.append(read_header(data), data)
+    tally = [0, 0]
+    for data in compact_group(group, offset_map, now_ms, log.config.delete_retention_ms, tally):
+        new.append(read_header(data), data)
     if new.batches and new.batches[0][0].max_timestamp >= 0:
         new.created_ms = new.batches[0][0].max_timestamp  # dated as the disk twin dates a rewritten segment
     log.replace_segments(group, new)
-    return new, removed, tombstones
+    return new, tally[0], tally[1]
