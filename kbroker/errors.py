@@ -33,6 +33,8 @@ __all__ = [
     "InvalidConfigError",
     "InvalidRequestError",
     "InvalidRecordError",
+    "InvalidUpdateVersionError",
+    "IneligibleReplicaError",
     "OutOfOrderSequenceError",
     "DuplicateSequenceError",
     "FencedLeaderEpochError",
@@ -248,6 +250,23 @@ class UnknownLeaderEpochError(KBrokerError):
     code = 75
     retriable = True
     hint = "The request carried a newer leader epoch than the replica knows; retry shortly."
+
+
+@_register
+class InvalidUpdateVersionError(KBrokerError):
+    """AlterIsr based on a stale partition epoch (Kafka's INVALID_UPDATE_VERSION)."""
+
+    code = 95
+    hint = "The ISR change was based on an old partition epoch; apply the latest LeaderAndIsr and retry."
+
+
+@_register
+class IneligibleReplicaError(KBrokerError):
+    """AlterIsr adding a replica that is not alive (Kafka's INELIGIBLE_REPLICA)."""
+
+    code = 107
+    retriable = True
+    hint = "A replica added to the ISR is not alive (dead or fenced); retry once it has registered again."
 
 
 @_register
