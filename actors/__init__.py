@@ -1,1 +1,48 @@
-"""kbroker.actors — arrives with the broker (issue: kbroker start --workers N)."""
+"""kbroker.actors: the processes and actors of a running broker.
+
+- ``supervisor``: ``Supervisor`` (the main process of ``kbroker start``), ``BrokerConfig``,
+  ``RestartBackoff``
+- ``controller``: the ``Controller`` actor shell and its ``WorkerTable``
+- ``worker``: ``worker_main`` (a worker process), ``WorkerConfig``, ``ControllerLink``
+- ``gateway``: the ``Gateway`` actor, default actor of a worker's endpoint
+- ``datadir``: ``DirLock`` (one broker per data directory), ``cluster.json``
+- ``signals``, ``ticker``, ``process_logging``: process plumbing
+
+Names are loaded lazily (PEP 562), so importing one pure module never starts pulling in
+``zmq`` or ``pykka`` through this package.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "BrokerConfig": "kbroker.actors.supervisor",
+    "Controller": "kbroker.actors.controller",
+    "ControllerLink": "kbroker.actors.worker",
+    "DataDirInUseError": "kbroker.actors.datadir",
+    "DirLock": "kbroker.actors.datadir",
+    "Gateway": "kbroker.actors.gateway",
+    "RestartBackoff": "kbroker.actors.supervisor",
+    "StartupError": "kbroker.actors.supervisor",
+    "Supervisor": "kbroker.actors.supervisor",
+    "WorkerConfig": "kbroker.actors.worker",
+    "WorkerTable": "kbroker.actors.controller",
+    "worker_main": "kbroker.actors.worker",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbroker.actors' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

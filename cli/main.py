@@ -5,13 +5,11 @@ Exit codes: 0 success, 1 a broker-side error, 2 bad usage (typer's own conventio
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import typer
 from rich.console import Console
 
 from kbroker import __version__
+from kbroker.cli.start import start
 
 app = typer.Typer(
     name="kbroker",
@@ -35,21 +33,7 @@ def _root(
     """kbroker command line."""
 
 
-@app.command()
-def start(
-    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", min=1, help="Number of worker processes (brokers)."),
-    data_dir: Path = typer.Option(Path("kbroker-data"), "--data-dir", help="Directory for logs and metadata."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(7092, "--port", min=1, max=65535, help="Bootstrap port."),
-) -> None:
-    """Run the broker in the foreground.
-
-    Example: kbroker start --workers 3 --data-dir ./kbroker-data
-    """
-    console.print(
-        f"[bold]kbroker {__version__}[/bold]: the storage engine is in place; the networked broker "
-        f"(supervisor, {workers} workers on tcp://{host}:{port}, data in {data_dir}) arrives with the next step."
-    )
+app.command()(start)
 
 
 def main() -> None:
