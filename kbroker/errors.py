@@ -37,6 +37,7 @@ __all__ = [
     "IneligibleReplicaError",
     "OutOfOrderSequenceError",
     "DuplicateSequenceError",
+    "InvalidProducerEpochError",
     "FencedLeaderEpochError",
     "UnknownLeaderEpochError",
     "KafkaStorageError",
@@ -217,6 +218,17 @@ class OutOfOrderSequenceError(KBrokerError):
 class DuplicateSequenceError(KBrokerError):
     code = 46
     hint = "This batch was already written (duplicate sequence number); nothing to do."
+
+
+@_register
+class InvalidProducerEpochError(KBrokerError):
+    """A batch from an older epoch of an idempotent producer (Kafka's INVALID_PRODUCER_EPOCH)."""
+
+    code = 47
+    hint = (
+        "A newer instance of this producer (same producer id, higher epoch) has written to the partition; "
+        "this one is fenced. Close it and create a new producer."
+    )
 
 
 @_register

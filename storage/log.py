@@ -27,8 +27,10 @@ from __future__ import annotations
 import bisect
 import os
 from pathlib import Path
+from typing import Iterator
 
 from kbroker.errors import CorruptRecordError, OffsetOutOfRangeError
+from kbroker.storage.batch import BatchHeader
 from kbroker.storage.checkpoint import read_checkpoint, write_checkpoint
 from kbroker.storage.config import TopicConfig
 from kbroker.storage.epoch_cache import LeaderEpochCache
@@ -315,6 +317,16 @@ class Log:
         the log end; consumers pass the high watermark)."""
         index = self._segment_index(offset)
         return read_segments(self.segments, index, self.log_start_offset, offset, max_bytes, max_offset)
+
+    def iter_batch_headers(self, start_offset: int = 0) -> Iterator[BatchHeader]:
+        """Headers of the stored batches from the one holding ``start_offset`` to the log end, in offset
+        order; no record is decoded (state rebuilt from headers: the producer table). Consume it before
+        the log changes."""
+        for segment in self.segments[self._segment_index(start_offset) :]:
+            position = segment.find_position(max(start_offset, segment.base_offset))
+            if position is not None:
+                for _, header in segment._walk_headers(position):
+                    yield header
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first record with a timestamp >= ``timestamp_ms``, or None."""

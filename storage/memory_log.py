@@ -219,6 +219,15 @@ class MemoryLog:
         index = max(bisect.bisect_right([s.base_offset for s in self.segments], offset) - 1, 0)
         return read_segments(self.segments, index, self.log_start_offset, offset, max_bytes, max_offset)
 
+    def iter_batch_headers(self, start_offset: int = 0) -> Iterator[BatchHeader]:
+        """As ``Log.iter_batch_headers``: headers from the batch holding ``start_offset`` on."""
+        for segment in self.segments:
+            if segment.next_offset > start_offset:
+                position = segment.find_position(start_offset)
+                if position is not None:
+                    for _, header, _ in segment.iter_batches(position):
+                        yield header
+
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first record with a timestamp >= ``timestamp_ms``, or None."""
         for segment in self.segments:
