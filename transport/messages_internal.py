@@ -60,6 +60,10 @@ __all__ = [
     "ReplicaFetchResponse",
     "OffsetForLeaderEpoch",
     "OffsetForLeaderEpochResponse",
+    "ReplicaKey",
+    "DescribeReplicas",
+    "ReplicaDescription",
+    "DescribeReplicasResponse",
 ]
 
 
@@ -239,3 +243,38 @@ class OffsetForLeaderEpochResponse(Message):
     error_code: ErrorCode
     leader_epoch: Epoch  # the largest epoch <= the one asked for that the leader knows
     end_offset: Offset  # where that epoch ends in the leader's log: truncate to min(this, own LEO)
+
+
+# --- Replica state queries (controller -> worker) -------------------------------------------
+
+
+@struct
+class ReplicaKey:
+    topic: Name
+    partition: PartitionId
+
+
+@message
+class DescribeReplicas(Message):
+    """Asked by the controller of a worker's replica manager, e.g. to answer DescribeTopics."""
+
+    partitions: tuple[ReplicaKey, ...]  # empty: every replica the worker holds
+
+
+@struct
+class ReplicaDescription:
+    topic: Name
+    partition: PartitionId
+    error_code: ErrorCode
+    is_leader: bool
+    leader_epoch: Epoch
+    log_start_offset: Offset
+    high_watermark: Offset
+    log_end_offset: Offset
+    size_bytes: Int64
+
+
+@message
+class DescribeReplicasResponse(Message):
+    worker_id: WorkerId
+    replicas: tuple[ReplicaDescription, ...]

@@ -32,6 +32,7 @@ EXPECTED_INTERNAL = {
     "ReplicaAppend", "ReplicaAppendAck",
     "ReplicaFetch", "ReplicaFetchResponse",
     "OffsetForLeaderEpoch", "OffsetForLeaderEpochResponse",
+    "DescribeReplicas", "DescribeReplicasResponse",
 }  # fmt: skip
 
 
