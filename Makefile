@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: start test bench-storage clean
+.PHONY: start test bench-storage bench-client clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 bench-storage: $(STAMP)
 	$(BIN)/python -m kbroker.storage.bench $(ARGS)
+
+bench-client: $(STAMP)
+	$(BIN)/python -m kbroker.transport.client.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,60 +1,77 @@
 """The Controller actor shell (in the supervisor process, behind the bootstrap endpoint).
 
-What it does today, for real: keeps the table of workers (id, endpoint, pid, incarnation, state,
-last heartbeat), answers ``RegisterWorker``, ``WorkerHeartbeat`` and ``DescribeCluster``, marks a
-worker dead the moment the supervisor reports its exit (``WorkerDied``), and fences a worker whose
-heartbeats stop for ``session_timeout`` (a hung process). Every other client message is refused
-by the I/O thread with InvalidRequest naming this actor (``ACCEPTS``), never answered falsely.
+Everything the controller knows and decides lives in the pure ``ControllerState``
+(controller_state.py); this actor turns envelopes, supervisor notices and ticks into calls on it,
+and the ``Changes`` those return into disk writes and messages:
 
-    supervisor ──WorkerDied──────────────▶ Controller ◀──RegisterWorker / WorkerHeartbeat── workers
-    Ticker ──────_Tick (every check_interval)──▲  │
-    clients (bootstrap endpoint) ──DescribeCluster┘  └── ControllerEvent ──▶ listener (supervisor)
+    supervisor ──WorkerDied──────────────▶ Controller ◀── RegisterWorker / WorkerHeartbeat / AlterIsr ── workers
+    Ticker ── _Tick (every check_interval) ──▲   │  ◀── Metadata / CreateTopics / DeleteTopics / AlterConfigs /
+                                                 │      DescribeTopics / DescribeCluster / InitProducerId ── clients
+                                                 ├── MetadataLog.append(records)        DATA/controller/
+                                                 ├── io.tell(LeaderAndIsr | UpdateMetadata) ──▶ (worker, "replica-manager")
+                                                 ├── io.ask(DescribeReplicas) ──▶ leaders (DescribeTopics offsets)
+                                                 └── ControllerEvent ──▶ listener (supervisor)
 
-Worker states (``WorkerState``, transitions in ``_TRANSITIONS``)::
+Start: open the metadata log (``DATA/controller/__cluster_metadata-0``; in memory when
+``data_dir`` is None; or the ``metadata_log`` given), replay it, ``ControllerState.start`` (a new
+controller epoch, every worker DEAD until it registers), persist that.
 
-    (none) ──register──▶ ALIVE ──no heartbeat for session_timeout──▶ FENCED ──register──▶ ALIVE
-                           │  ▲                                         │
-                           │  └──────register (newer incarnation)───────┤
-                           └──process exit (WorkerDied)──▶ DEAD ◀────────┘
+Timer work on each tick: session timeouts (fencing); every ``rebalance_interval`` leadership
+moves back to preferred replicas (also ``rebalance_delay`` after a worker registers, so leaders
+spread out again soon after a restart); every ``compact_interval`` a metadata log cleaning pass.
 
 Invariants:
-- A worker's incarnation never goes backwards: a RegisterWorker older than the one on record is
-  refused (StaleMemberEpoch), and so is a re-registration of an incarnation known DEAD.
-- A heartbeat counts only from the incarnation on record while it is ALIVE; a FENCED or unknown
-  worker is told to register again (UnknownMember), a replaced one that it is stale.
-- ``WorkerDied`` for a pid that is not the one on record (an earlier process) changes nothing.
-- Not thread-safe: ``WorkerTable`` is owned by the one Controller actor.
-
-SEAM (ControllerState): topics, placement, leader election, ISR and the metadata log live in
-the pure ``controller_state.ControllerState`` (being written beside this shell; its worker rules
-are the same as ``WorkerTable``'s, which it replaces). Plugging it in means:
-  ``WorkerTable.register``   -> ``state.register_worker(..., now_ms)``  (returns Changes)
-  ``WorkerTable.heartbeat``  -> ``state.heartbeat(id, incarnation, metadata_version, now_ms)``
-  ``WorkerTable.expire``     -> ``state.tick(now_ms)``;  ``WorkerTable.died`` -> ``state.worker_died(id, pid)``
-  ``_on_describe_cluster``   -> ``state.describe_cluster(cluster_id, endpoint)``
-and then sending each returned ``Changes`` (LeaderAndIsr / UpdateMetadata to worker endpoints via
-``io.tell``/``io.ask``; records to the metadata log) where ``_worker_registered`` /
-``_worker_lost`` are called today; ``_metadata_version`` becomes ``state.metadata_version``.
-Its request handlers (Metadata, CreateTopics, DeleteTopics, DescribeTopics, AlterConfigs,
-InitProducerId, AlterIsr) go into ``_HANDLERS``, which also widens ``ACCEPTS``. The shell then
-needs the ``IOThread`` (constructor argument) to reach workers.
+- For every ``Changes``: its records are appended (one fsynced batch) BEFORE any of its sends
+  go out and before the request that caused it is answered. If the append fails the state is
+  ahead of the disk: the actor fails (``ControllerFailed`` to the listener, which stops the
+  broker; replay on the next start is the truth).
+- Sends leave in the order ``Changes.sends`` lists them, as tells to the worker's
+  ``replica-manager`` (actors/names.py); the I/O thread keeps per-endpoint order.
+- A DescribeTopics never blocks the actor: offsets are asked of each partition leader with a
+  deadline (``describe_timeout``); the reply is built when every ask has ended (answer, error or
+  timeout), from the state at that moment; partitions without an answer show offsets -1.
+- Producer ids never repeat, across restarts too (producer_ids.py).
+Not thread-safe: the state, the metadata log and the pending describes are owned by this actor.
 """
 
 from __future__ import annotations
 
-import enum
+import dataclasses
 import logging
+import random
 import time
-from dataclasses import dataclass, replace
-from typing import Callable, ClassVar
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Protocol
 
 import pykka
 
+from kbroker.actors import controller_requests as requests
+from kbroker.actors.controller_changes import Changes
+from kbroker.actors.controller_describe import OffsetGathering, ReplicasDescribed
+from kbroker.actors.controller_events import ControllerEvent, ControllerFailed, WorkerDied, WorkerLost, WorkerRegistered
+from kbroker.actors.controller_model import MetadataImage
+from kbroker.actors.controller_state import ControllerSettings, ControllerState
+from kbroker.actors.metadata_log import METADATA_LOG_CONFIG, MetadataLog
+from kbroker.actors.names import CONTROLLER, REPLICA_MANAGER
+from kbroker.actors.producer_ids import PRODUCER_IDS_FILE, ProducerIdAllocator
 from kbroker.actors.ticker import Ticker
-from kbroker.errors import InvalidRequestError, StaleMemberEpochError, UnknownError, UnknownMemberError
-from kbroker.transport.envelope import Envelope
-from kbroker.transport.messages_admin import DescribeCluster, DescribeClusterResponse, WorkerDescription
+from kbroker.actors.worker_liveness import WorkerState
+from kbroker.errors import (
+    InvalidRequestError,
+    KafkaStorageError,
+    KBrokerError,
+    StaleMemberEpochError,
+    UnknownError,
+    UnknownMemberError,
+)
+from kbroker.storage.memory_log import MemoryLog
+from kbroker.transport.envelope import Address, Envelope
+from kbroker.transport.messages_admin import AlterConfigs, CreateTopics, DeleteTopics, DescribeCluster, DescribeTopics
+from kbroker.transport.messages_client import InitProducerId, InitProducerIdResponse, Metadata
 from kbroker.transport.messages_internal import (
+    AlterIsr,
+    AlterIsrResponse,
     RegisterWorker,
     RegisterWorkerResponse,
     WorkerHeartbeat,
@@ -68,169 +85,31 @@ __all__ = [
     "Controller",
     "ControllerEvent",
     "ControllerFailed",
+    "MetadataWriteFailed",
     "WorkerDied",
     "WorkerLost",
-    "WorkerRecord",
     "WorkerRegistered",
     "WorkerState",
-    "WorkerTable",
 ]
 
 log = logging.getLogger(__name__)
 
-CONTROLLER_ACTOR = "controller"
+CONTROLLER_ACTOR = CONTROLLER
 """The name workers address the controller by (it is also the bootstrap endpoint's default actor)."""
 CONTROLLER_ID = -1
 """``controller_id`` on the wire: the supervisor hosts the controller, not a worker."""
 
 
-# --- the worker table (pure) ----------------------------------------------------------------
+class Messenger(Protocol):
+    """What the controller needs of the I/O thread (a fake in unit tests)."""
+
+    def tell(self, address: Address, message: Message) -> None: ...
+    def ask(self, address: Address, message: Message, timeout: float) -> Future[Message]: ...
+    def forget(self, endpoint: str) -> None: ...
 
 
-class WorkerState(enum.Enum):
-    ALIVE = "alive"
-    FENCED = "fenced"  # the process may exist but stopped heartbeating
-    DEAD = "dead"  # the supervisor saw the process exit
-
-
-_TRANSITIONS: dict[WorkerState | None, frozenset[WorkerState]] = {
-    None: frozenset({WorkerState.ALIVE}),
-    WorkerState.ALIVE: frozenset({WorkerState.ALIVE, WorkerState.FENCED, WorkerState.DEAD}),
-    WorkerState.FENCED: frozenset({WorkerState.ALIVE, WorkerState.DEAD}),
-    WorkerState.DEAD: frozenset({WorkerState.ALIVE}),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRecord:
-    worker_id: int
-    endpoint: str
-    pid: int
-    incarnation: int
-    state: WorkerState
-    last_heartbeat: float  # the table's clock (monotonic seconds)
-
-    @property
-    def alive(self) -> bool:
-        return self.state is WorkerState.ALIVE
-
-    def describe(self) -> WorkerDescription:
-        pid = -1 if self.state is WorkerState.DEAD else self.pid
-        return WorkerDescription(self.worker_id, self.endpoint, pid, self.alive)
-
-
-class WorkerTable:
-    """Registered workers and their liveness. Pure: time comes in as ``now``."""
-
-    def __init__(self) -> None:
-        self._records: dict[int, WorkerRecord] = {}
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def get(self, worker_id: int) -> WorkerRecord | None:
-        return self._records.get(worker_id)
-
-    def records(self) -> list[WorkerRecord]:
-        return [self._records[worker_id] for worker_id in sorted(self._records)]
-
-    def alive_ids(self) -> list[int]:
-        return [r.worker_id for r in self.records() if r.alive]
-
-    def register(self, worker_id: int, endpoint: str, pid: int, incarnation: int, now: float) -> WorkerRecord:
-        """Record a (re-)registration; ``StaleMemberEpochError`` if ``incarnation`` is outdated."""
-        old = self._records.get(worker_id)
-        if old is not None:
-            if incarnation < old.incarnation or (incarnation == old.incarnation and old.state is WorkerState.DEAD):
-                raise StaleMemberEpochError(
-                    f"worker {worker_id} incarnation {incarnation} is outdated: incarnation {old.incarnation} "
-                    f"(pid {old.pid}) is on record as {old.state.value}; this process must exit"
-                )
-        record = WorkerRecord(worker_id, endpoint, pid, incarnation, WorkerState.ALIVE, now)
-        self._set(old, record)
-        return record
-
-    def heartbeat(self, worker_id: int, incarnation: int, now: float) -> WorkerRecord:
-        """Note a heartbeat; ``UnknownMemberError`` (register again) or ``StaleMemberEpochError``."""
-        record = self._records.get(worker_id)
-        if record is None or incarnation > record.incarnation:
-            raise UnknownMemberError(f"the controller has no registration for worker {worker_id} incarnation {incarnation}; register again")
-        if incarnation < record.incarnation:
-            raise StaleMemberEpochError(
-                f"worker {worker_id} incarnation {incarnation} was replaced by incarnation {record.incarnation}; this process must exit"
-            )
-        if record.state is not WorkerState.ALIVE:
-            raise UnknownMemberError(f"worker {worker_id} is {record.state.value} on the controller; register again")
-        updated = replace(record, last_heartbeat=now)
-        self._records[worker_id] = updated
-        return updated
-
-    def died(self, worker_id: int, pid: int) -> WorkerRecord | None:
-        """The process ``pid`` of worker ``worker_id`` exited: the new record, or None if not on record."""
-        record = self._records.get(worker_id)
-        if record is None or record.pid != pid or record.state is WorkerState.DEAD:
-            return None
-        updated = replace(record, state=WorkerState.DEAD)
-        self._set(record, updated)
-        return updated
-
-    def expire(self, now: float, session_timeout: float) -> list[WorkerRecord]:
-        """Fence every ALIVE worker silent for longer than ``session_timeout``; return them."""
-        fenced = []
-        for record in self.records():
-            if record.alive and now - record.last_heartbeat > session_timeout:
-                updated = replace(record, state=WorkerState.FENCED)
-                self._set(record, updated)
-                fenced.append(updated)
-        return fenced
-
-    def _set(self, old: WorkerRecord | None, new: WorkerRecord) -> None:
-        before = old.state if old is not None else None
-        if new.state not in _TRANSITIONS[before]:
-            raise AssertionError(f"worker {new.worker_id}: illegal transition {before} -> {new.state}")
-        self._records[new.worker_id] = new
-
-
-# --- messages and events local to the supervisor process ------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerDied:
-    """Supervisor -> controller: the process ``pid`` of worker ``worker_id`` exited (sentinel)."""
-
-    worker_id: int
-    pid: int
-    cause: str  # e.g. "killed by SIGKILL", "exit code 1"
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRegistered:
-    """Controller -> listener: a worker (re-)registered and is alive."""
-
-    worker_id: int
-    pid: int
-    endpoint: str
-    incarnation: int
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerLost:
-    """Controller -> listener: a worker stopped being alive (died or fenced)."""
-
-    worker_id: int
-    pid: int
-    state: WorkerState
-    cause: str
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerFailed:
-    """Controller -> listener: the actor crashed (a bug) and has stopped; the broker cannot go on."""
-
-    error: str
-
-
-ControllerEvent = WorkerRegistered | WorkerLost | ControllerFailed
+class MetadataWriteFailed(RuntimeError):
+    """Appending to the metadata log failed: the in-memory state is ahead of the disk."""
 
 
 class _Tick:
@@ -240,16 +119,35 @@ class _Tick:
 _TICK = _Tick()
 
 
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 # --- the actor shell ------------------------------------------------------------------------
 
 
 class Controller(pykka.ThreadingActor):
-    """Turns envelopes and supervisor notices into calls on the worker table (and, later, state)."""
+    """See the module docstring.
+
+    ``io``: the process's I/O thread (None: nothing is sent; describes answer at once with -1
+    offsets). ``data_dir``: the broker's data directory (None: metadata in memory, for tests).
+    ``controller_epoch``: a floor for the new epoch (the supervisor's cluster.json count); the
+    epoch is one more than the metadata log's, so it grows on every start either way.
+    ``session_timeout`` (seconds) overrides ``settings.session_timeout_ms``. Intervals in seconds
+    of ``clock`` (monotonic); ``wall_clock_ms`` stamps metadata records.
+    """
 
     _HANDLERS: ClassVar[dict[type[Message], str]] = {
         RegisterWorker: "_on_register",
         WorkerHeartbeat: "_on_heartbeat",
+        AlterIsr: "_on_alter_isr",
         DescribeCluster: "_on_describe_cluster",
+        Metadata: "_on_metadata",
+        CreateTopics: "_on_create_topics",
+        DeleteTopics: "_on_delete_topics",
+        AlterConfigs: "_on_alter_configs",
+        DescribeTopics: "_on_describe_topics",
+        InitProducerId: "_on_init_producer_id",
     }
     ACCEPTS: ClassVar[frozenset[type[Message]]] = frozenset(_HANDLERS)
     """Message types the I/O thread delivers to this actor; anything else is refused there."""
@@ -258,46 +156,99 @@ class Controller(pykka.ThreadingActor):
         self,
         *,
         cluster_id: str,
-        controller_epoch: int,
         endpoint: str,
-        session_timeout: float = 6.0,
+        io: Messenger | None = None,
+        data_dir: str | Path | None = None,
+        metadata_log: MetadataLog | None = None,
+        settings: ControllerSettings | None = None,
+        controller_epoch: int = 0,
+        session_timeout: float | None = None,
         check_interval: float | None = None,
         auto_create_topics: bool = True,
+        rebalance_interval: float = 10.0,
+        rebalance_delay: float = 1.0,
+        compact_interval: float = 60.0,
+        describe_timeout: float = 1.0,
         listener: Callable[[ControllerEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock_ms: Callable[[], int] = _wall_clock_ms,
+        rng: random.Random | None = None,
     ) -> None:
         super().__init__()
-        if session_timeout <= 0:
-            raise ValueError(f"session_timeout must be positive, got {session_timeout}")
+        settings = settings or ControllerSettings()
+        if session_timeout is not None:
+            if session_timeout <= 0:
+                raise ValueError(f"session_timeout must be positive, got {session_timeout}")
+            settings = dataclasses.replace(settings, session_timeout_ms=round(session_timeout * 1000))
         self.cluster_id = cluster_id
-        self.controller_epoch = controller_epoch
         self.endpoint = endpoint
-        self.session_timeout = session_timeout
-        self.check_interval = check_interval if check_interval is not None else min(0.25, session_timeout / 4)
-        self.auto_create_topics = auto_create_topics  # for ControllerState (auto-create on Metadata)
+        self.settings = settings
+        self.auto_create_topics = auto_create_topics
+        self.check_interval = check_interval if check_interval is not None else min(0.25, settings.session_timeout_ms / 4000)
+        self.rebalance_interval = rebalance_interval
+        self.rebalance_delay = rebalance_delay
+        self.compact_interval = compact_interval
+        self._io = io
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._epoch_floor = controller_epoch
         self._listener = listener
         self._clock = clock
-        self._workers = WorkerTable()
+        self._wall_clock_ms = wall_clock_ms
+        self._rng = rng
         self._ticker: Ticker | None = None
+        self._metadata_log: MetadataLog | None = metadata_log  # None: opened in on_start
+        self._producer_ids: ProducerIdAllocator | None = None
+        self._gathering = OffsetGathering(io, self._tell_self, describe_timeout) if io is not None else None
+        self._next_rebalance = 0.0
+        self._next_compact = 0.0
+        self.state = ControllerState(settings)  # replaced in on_start by the replayed one
+
+    # --- lifecycle --------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        if self._metadata_log is None:
+            if self._data_dir is not None:
+                self._metadata_log = MetadataLog.open(self._data_dir)
+            else:
+                self._metadata_log = MetadataLog(MemoryLog(METADATA_LOG_CONFIG))
+        self._producer_ids = ProducerIdAllocator(self._data_dir / PRODUCER_IDS_FILE if self._data_dir is not None else None)
+        image: MetadataImage = self._metadata_log.replay()
+        image.controller_epoch = max(image.controller_epoch, self._epoch_floor - 1)
+        self.state, changes = ControllerState.start(image, self.settings, rng=self._rng)
+        self._apply(changes)
+        now = self._clock()
+        self._next_rebalance = now + self.rebalance_interval
+        self._next_compact = now + self.compact_interval
         self._ticker = Ticker(self.actor_ref, _TICK, self.check_interval, name="kbroker-controller-ticker").start()
-        log.debug("controller started (cluster %s, epoch %d)", self.cluster_id, self.controller_epoch)
+        log.info(
+            "controller epoch %d: %d topics, metadata version %d (recovered from the metadata log)",
+            self.state.controller_epoch, len(self.state.topics), self.state.metadata_version,
+        )  # fmt: skip
 
     def on_stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
+        self._shut()
 
     def on_failure(self, exception_type: type[BaseException] | None, exception_value: BaseException | None, traceback: object) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
+        self._shut()
         self._notify(ControllerFailed(f"{getattr(exception_type, '__name__', 'error')}: {exception_value}"))
 
-    def on_receive(self, message: object) -> None:
+    def _shut(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        if self._metadata_log is not None:
+            try:
+                self._metadata_log.close()
+            except Exception:
+                log.exception("closing the metadata log failed")
+            self._metadata_log = None
+
+    def on_receive(self, message: object) -> Any:
         if isinstance(message, Envelope):
             self._dispatch(message)
+        elif isinstance(message, ReplicasDescribed):
+            self._on_replicas_described(message)
         elif isinstance(message, _Tick):
-            self._check_sessions()
+            self._on_tick()
         elif isinstance(message, WorkerDied):
             self._on_worker_died(message)
         else:
@@ -309,73 +260,203 @@ class Controller(pykka.ThreadingActor):
             if handler is None:  # only reachable if registered without ACCEPTS
                 raise InvalidRequestError(f"the controller does not serve {type(envelope.message).__name__}")
             getattr(self, handler)(envelope)
-        except Exception as exc:  # a bug: answer the request, keep the controller running
-            if isinstance(exc, InvalidRequestError):
-                error = exc
-            else:
-                log.exception("controller failed on %r", envelope)
-                error = UnknownError(f"the controller failed: {type(exc).__name__}: {exc}")
+        except MetadataWriteFailed as exc:
             if not envelope.replied:
-                envelope.reply_error(error)
+                envelope.reply_error(KafkaStorageError(f"the controller could not persist the change: {exc}; retry"))
+            raise  # the state is ahead of the disk: fail the actor (the broker stops; replay is the truth)
+        except KBrokerError as exc:
+            if not envelope.replied:
+                envelope.reply_error(exc)
+        except Exception as exc:  # a bug: answer the request, keep the controller running
+            log.exception("controller failed on %r", envelope)
+            if not envelope.replied:
+                envelope.reply_error(UnknownError(f"the controller failed: {type(exc).__name__}: {exc}"))
         finally:
             envelope.done()
 
-    # --- requests -------------------------------------------------------------------------
+    # --- Changes: persist, then send ---------------------------------------------------------
+
+    def _apply(self, changes: Changes) -> None:
+        if changes.records:
+            assert self._metadata_log is not None
+            try:
+                self._metadata_log.append(changes.records, self._wall_clock_ms())
+            except Exception as exc:
+                raise MetadataWriteFailed(f"{type(exc).__name__}: {exc}") from exc
+        if self._io is not None:
+            for send in changes.sends:
+                session = self.state.workers.get(send.worker_id)
+                if session is not None:
+                    self._io.tell(Address(session.endpoint, REPLICA_MANAGER), send.message)
+        for election in changes.elections:
+            where = f"partition {election.topic}-{election.partition}"
+            if election.leader == -1:
+                log.warning("%s is offline: no in-sync replica is alive (last leader %d)", where, election.previous_leader)
+            elif election.unclean:
+                log.warning(
+                    "%s: UNCLEAN election of worker %d (epoch %d), not in sync: acknowledged records may be lost",
+                    where, election.leader, election.leader_epoch,
+                )  # fmt: skip
+            else:
+                log.info("%s: worker %d leads (epoch %d, was %d)", where, election.leader, election.leader_epoch, election.previous_leader)
+
+    def _now_ms(self) -> int:
+        return round(self._clock() * 1000)
+
+    # --- workers ----------------------------------------------------------------------------
 
     def _on_register(self, envelope: Envelope) -> None:
         request = envelope.message
         assert isinstance(request, RegisterWorker)
         try:
-            record = self._workers.register(request.worker_id, request.endpoint, request.pid, request.incarnation, self._clock())
-        except StaleMemberEpochError as exc:
+            changes = self.state.register_worker(request.worker_id, request.endpoint, request.pid, request.incarnation, self._now_ms())
+        except (StaleMemberEpochError, InvalidRequestError) as exc:
             log.warning("refused a registration: %s", exc.message)
-            envelope.reply(RegisterWorkerResponse(exc.code, exc.message, self.controller_epoch))
+            envelope.reply(RegisterWorkerResponse(exc.code, exc.message, self.state.controller_epoch))
             return
-        envelope.reply(RegisterWorkerResponse(0, None, self.controller_epoch))
-        self._worker_registered(record)
+        self._apply(changes)
+        envelope.reply(RegisterWorkerResponse(0, None, self.state.controller_epoch))
+        self._next_rebalance = min(self._next_rebalance, self._clock() + self.rebalance_delay)
+        log.info("worker %d registered: %s (pid %d)", request.worker_id, request.endpoint, request.pid)
+        self._notify(WorkerRegistered(request.worker_id, request.pid, request.endpoint, request.incarnation))
 
     def _on_heartbeat(self, envelope: Envelope) -> None:
         request = envelope.message
         assert isinstance(request, WorkerHeartbeat)
         try:
-            self._workers.heartbeat(request.worker_id, request.incarnation, self._clock())
+            result = self.state.heartbeat(request.worker_id, request.incarnation, request.metadata_version, self._now_ms())
         except (UnknownMemberError, StaleMemberEpochError) as exc:
-            envelope.reply(WorkerHeartbeatResponse(exc.code, exc.message, self._metadata_version()))
+            envelope.reply(WorkerHeartbeatResponse(exc.code, exc.message, self.state.metadata_version))
             return
-        envelope.reply(WorkerHeartbeatResponse(0, None, self._metadata_version()))
+        envelope.reply(result.response)
+        if result.full_metadata is not None and self._io is not None:
+            endpoint = self.state.workers[request.worker_id].endpoint
+            log.debug("worker %d is behind (metadata version %d): full resend", request.worker_id, request.metadata_version)
+            self._io.tell(Address(endpoint, REPLICA_MANAGER), result.full_metadata)
 
-    def _on_describe_cluster(self, envelope: Envelope) -> None:
-        workers = tuple(record.describe() for record in self._workers.records())
-        envelope.reply(DescribeClusterResponse(self.cluster_id, self.endpoint, workers))
-
-    # --- liveness ---------------------------------------------------------------------------
+    def _on_alter_isr(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, AlterIsr)
+        try:
+            altered = self.state.alter_isr(
+                request.worker_id, request.topic, request.partition, request.leader_epoch,
+                request.partition_epoch, request.new_isr,
+            )  # fmt: skip
+        except KBrokerError as exc:
+            envelope.reply(AlterIsrResponse(exc.code, exc.message, request.topic, request.partition, None))
+            return
+        self._apply(altered.changes)
+        envelope.reply(altered.response())
 
     def _on_worker_died(self, notice: WorkerDied) -> None:
-        record = self._workers.died(notice.worker_id, notice.pid)
-        if record is None:
+        session = self.state.workers.get(notice.worker_id)
+        if session is None or session.pid != notice.pid or session.state is WorkerState.DEAD:
             log.debug("worker %d pid %d exited before registering (or was already replaced)", notice.worker_id, notice.pid)
             return
-        self._worker_lost(record, f"process exited ({notice.cause})")
+        self._apply(self.state.worker_died(notice.worker_id, notice.pid))
+        if self._io is not None:
+            self._io.forget(session.endpoint)  # a restarted process gets a new endpoint
+        self._lost(notice.worker_id, notice.pid, WorkerState.DEAD, f"process exited ({notice.cause})")
 
-    def _check_sessions(self) -> None:
-        for record in self._workers.expire(self._clock(), self.session_timeout):
-            self._worker_lost(record, f"no heartbeat for more than {self.session_timeout:g} s")
+    def _on_tick(self) -> None:
+        before = set(self.state.live_workers())
+        self._apply(self.state.tick(self._now_ms()))
+        for worker_id in sorted(before - set(self.state.live_workers())):
+            session = self.state.workers[worker_id]
+            timeout = self.settings.session_timeout_ms / 1000
+            self._lost(worker_id, session.pid, session.state, f"no heartbeat for more than {timeout:g} s")
+        now = self._clock()
+        if now >= self._next_rebalance:
+            self._next_rebalance = now + self.rebalance_interval
+            self._apply(self.state.rebalance_leaders())
+        if now >= self._next_compact:
+            self._next_compact = now + self.compact_interval
+            assert self._metadata_log is not None
+            try:
+                self._metadata_log.maybe_compact(self._wall_clock_ms())
+            except Exception:
+                log.exception("compacting the metadata log failed; will retry")
 
-    # --- SEAM: ControllerState plugs in here --------------------------------------------------
+    def _lost(self, worker_id: int, pid: int, state: WorkerState, cause: str) -> None:
+        log.warning("worker %d (pid %d) is %s: %s", worker_id, pid, state.value, cause)
+        self._notify(WorkerLost(worker_id, pid, state, cause))
 
-    def _worker_registered(self, record: WorkerRecord) -> None:
-        """A worker is (again) alive. ControllerState: send it its replicas (LeaderAndIsr) and metadata."""
-        log.info("worker %d registered: %s (pid %d)", record.worker_id, record.endpoint, record.pid)
-        self._notify(WorkerRegistered(record.worker_id, record.pid, record.endpoint, record.incarnation))
+    # --- client requests --------------------------------------------------------------------
 
-    def _worker_lost(self, record: WorkerRecord, cause: str) -> None:
-        """A worker stopped being alive. ControllerState: elect new leaders from the ISR, push metadata."""
-        log.warning("worker %d (pid %d) is %s: %s", record.worker_id, record.pid, record.state.value, cause)
-        self._notify(WorkerLost(record.worker_id, record.pid, record.state, cause))
+    def _on_describe_cluster(self, envelope: Envelope) -> None:
+        envelope.reply(self.state.describe_cluster(self.cluster_id, self.endpoint))
 
-    def _metadata_version(self) -> int:
-        """The version of the last UpdateMetadata pushed to workers: none has been yet (0)."""
-        return 0
+    def _on_metadata(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, Metadata)
+        self._reply_applied(envelope, requests.metadata(self.state, request, auto_create=self.auto_create_topics))
+
+    def _on_create_topics(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, CreateTopics)
+        self._reply_applied(envelope, requests.create_topics(self.state, request))
+
+    def _on_delete_topics(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, DeleteTopics)
+        self._reply_applied(envelope, requests.delete_topics(self.state, request))
+
+    def _on_alter_configs(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, AlterConfigs)
+        self._reply_applied(envelope, requests.alter_configs(self.state, request))
+
+    def _reply_applied(self, envelope: Envelope, applied: requests.Applied) -> None:
+        for changes in applied.changes:
+            self._apply(changes)
+        envelope.reply(applied.response)  # type: ignore[arg-type]
+
+    def _on_init_producer_id(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, InitProducerId)
+        if request.transactional_id is not None:
+            error = InvalidRequestError("transactions are not supported: send InitProducerId with transactional_id nil")
+            envelope.reply(InitProducerIdResponse(error.code, error.message, -1, -1))
+            return
+        assert self._producer_ids is not None
+        producer_id, epoch = self._producer_ids.init_producer(request.producer_id, request.producer_epoch)
+        envelope.reply(InitProducerIdResponse(0, None, producer_id, epoch))
+
+    # --- DescribeTopics: offsets from the leaders, without blocking ---------------------------
+
+    def _on_describe_topics(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, DescribeTopics)
+        plan = requests.describe_plan(self.state, request.topic_names)
+        if not plan or self._gathering is None:
+            envelope.reply(self.state.describe_topics(request.topic_names, request.include_configs))
+            return
+        endpoints = {w: self.state.workers[w].endpoint for w in plan}
+        self._gathering.start(envelope, request, plan, endpoints)
+
+    def _tell_self(self, message: object) -> None:
+        """From any thread (the I/O thread's future callbacks)."""
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    def _on_replicas_described(self, event: ReplicasDescribed) -> None:
+        assert self._gathering is not None
+        done = self._gathering.answered(event)
+        if done is None:
+            return
+        try:
+            response = self.state.describe_topics(done.request.topic_names, done.request.include_configs, done.offsets)
+        except KBrokerError as exc:
+            done.envelope.reply_error(exc)
+        except Exception as exc:
+            log.exception("controller failed on %r", done.envelope)
+            done.envelope.reply_error(UnknownError(f"the controller failed: {type(exc).__name__}: {exc}"))
+        else:
+            done.envelope.reply(response)
+
+    # --- listener ---------------------------------------------------------------------------
 
     def _notify(self, event: ControllerEvent) -> None:
         if self._listener is not None:

@@ -4,7 +4,8 @@
       ├─ DirLock(DATA)                     a second broker on DATA fails at once (pid and dir named)
       ├─ cluster.json                       cluster id, controller epoch + 1
       ├─ IOThread bound on tcp://HOST:PORT  the bootstrap endpoint
-      ├─ Controller actor                   default actor of the bootstrap endpoint
+      ├─ Controller actor                   default actor of the bootstrap endpoint; metadata log in
+      │                                       DATA/controller/, reaches workers through the I/O thread
       ├─ N worker processes (spawn)         DATA/worker-<id>/, each with its own endpoint
       └─ main thread: multiprocessing.connection.wait on every worker's sentinel + a wake-up pipe
            - a sentinel fires: log the exit, tell the controller (WorkerDied), restart the worker
@@ -49,6 +50,7 @@ from kbroker.actors.controller import (
     WorkerDied,
     WorkerRegistered,
 )
+from kbroker.actors.controller_state import ControllerSettings
 from kbroker.actors.datadir import DirLock, load_cluster_identity, worker_dir
 from kbroker.actors.signals import ShutdownSignals, Wakeup, ignore_sigint_across_exec, signal_name
 from kbroker.actors.worker import WorkerConfig, worker_main
@@ -74,6 +76,8 @@ class BrokerConfig:
     port: int = 7092  # 0: any free port (the real one is logged)
     advertised_host: str | None = None  # what clients connect to (default: the bound host)
     auto_create_topics: bool = True
+    default_partitions: int = 1  # topics created with -1 partitions, and auto-created ones
+    default_replication_factor: int = 3  # capped by the live workers when a topic is created
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
     stop_timeout: float = 10.0  # seconds workers get to stop after SIGTERM before SIGKILL
@@ -87,6 +91,8 @@ class BrokerConfig:
             raise StartupError(f"--workers must be at least 1, got {self.workers}")
         if not 0 <= self.port <= 65535:
             raise StartupError(f"--port must be 0..65535, got {self.port}")
+        if self.default_partitions < 1 or self.default_replication_factor < 1:
+            raise StartupError("--default-partitions and --default-replication-factor must be at least 1")
         if self.heartbeat_interval_ms <= 0 or self.session_timeout_ms <= 0:
             raise StartupError("--heartbeat-interval-ms and --session-timeout-ms must be positive")
         if self.heartbeat_interval_ms * 2 > self.session_timeout_ms:
@@ -184,7 +190,13 @@ class Supervisor:
                 cluster_id=identity.cluster_id,
                 controller_epoch=identity.controller_epoch,
                 endpoint=self.endpoint,
-                session_timeout=config.session_timeout_ms / 1000,
+                io=io,
+                data_dir=data_dir,
+                settings=ControllerSettings(
+                    session_timeout_ms=config.session_timeout_ms,
+                    default_partitions=config.default_partitions,
+                    default_replication_factor=config.default_replication_factor,
+                ),
                 auto_create_topics=config.auto_create_topics,
                 listener=self._on_controller_event,
             )

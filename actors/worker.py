@@ -20,9 +20,12 @@ Invariants:
 - ``incarnation`` (``time.time_ns()`` at start) differs on every start of the same worker id,
   so the controller can tell a restarted process from a delayed message of its predecessor.
 
-SEAM (replicas): the worker will recover the ``PartitionReplica`` actors found in its directory
-before registering and create or drop them on ``LeaderAndIsr`` from the controller; the gateway
-routes to them. ``_serve`` is where they are started (and stopped, by ``stop_all``).
+Replicas: ``_serve`` starts the ``ReplicaManager`` ("replica-manager") before registering; it
+lists the replica directories of ``DATA/worker-<id>`` and opens them (or creates new ones) as
+``PartitionReplica`` actors when the controller's ``LeaderAndIsr`` names them, and keeps the
+worker's ``MetadataCache`` from ``UpdateMetadata``. The Gateway routes client requests to the
+replicas through the shared ``ReplicaDirectory``; the heartbeat quotes the cache's version.
+On shutdown the manager is stopped first (replica actors stopped, logs closed), then the rest.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ import pykka
 from kbroker.actors.controller import CONTROLLER_ACTOR
 from kbroker.actors.datadir import DataDirInUseError, DirLock
 from kbroker.actors.gateway import GATEWAY_ACTOR, Gateway
+from kbroker.actors.metadata_cache import MetadataCache
+from kbroker.actors.names import REPLICA_MANAGER
+from kbroker.actors.replica_manager import ReplicaDirectory, ReplicaManager
 from kbroker.actors.process_logging import configure_logging
 from kbroker.actors.signals import ShutdownSignals, Wakeup
 from kbroker.actors.ticker import Ticker
@@ -79,6 +85,7 @@ class WorkerConfig:
     controller_timeout: float = 6.0  # seconds of failing requests to the controller before exiting
     dir_lock_wait: float = 10.0  # seconds to wait for a previous owner of the directory
     log_level: int = logging.INFO
+    retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms (Kafka's default)
 
 
 # --- ControllerLink: registration and heartbeats ----------------------------------------------
@@ -131,7 +138,7 @@ class ControllerLink(pykka.ThreadingActor):
         self._controller_timeout = controller_timeout
         self._request_timeout = min(controller_timeout, max(1.0, 2 * heartbeat_interval))
         self._on_lost = on_lost
-        self._metadata_version = metadata_version  # SEAM: the gateway's metadata cache version (none applied yet: 0)
+        self._metadata_version = metadata_version  # the worker MetadataCache version (none applied yet: 0)
         self._clock = clock
         self._registered = False
         self._in_flight = False
@@ -260,20 +267,33 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         on_wait=lambda pid: log.info("waiting for pid %s to release %s", pid if pid is not None else "?", directory),
     )
     io = IOThread(bind=f"tcp://{config.host}:*", advertised_host=config.advertised_host, name=f"kbroker-io-worker-{config.worker_id}")
+    manager: pykka.ActorRef | None = None
     try:
         endpoint = io.start()
-        gateway = Gateway.start(worker_id=config.worker_id)
+        controller = Address(config.controller_endpoint, CONTROLLER_ACTOR)
+        cache, replicas = MetadataCache(), ReplicaDirectory()
+        manager = ReplicaManager.start(
+            io=io,
+            worker_id=config.worker_id,
+            data_dir=directory,
+            cache=cache,
+            directory=replicas,
+            controller=controller,
+            retention_check_interval_ms=config.retention_check_interval_ms,
+        )
+        io.register(REPLICA_MANAGER, manager, accepts=ReplicaManager.ACCEPTS)
+        gateway = Gateway.start(worker_id=config.worker_id, cache=cache, directory=replicas)
         io.register(GATEWAY_ACTOR, gateway, default=True, accepts=Gateway.ACCEPTS)
-        # SEAM (replicas): recover the PartitionReplica actors of `directory` here, before registering.
         ControllerLink.start(
             io=io,
             worker_id=config.worker_id,
             endpoint=endpoint,
             incarnation=incarnation,
-            controller=Address(config.controller_endpoint, CONTROLLER_ACTOR),
+            controller=controller,
             heartbeat_interval=config.heartbeat_interval,
             controller_timeout=config.controller_timeout,
             on_lost=shutdown.request,
+            metadata_version=lambda: cache.version,
         )
         log.info("worker %d listening on %s (pid %d, data %s)", config.worker_id, endpoint, os.getpid(), directory)
         reason, code = _wait_for_exit(shutdown)
@@ -281,6 +301,12 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         return code
     finally:
         io.unregister(GATEWAY_ACTOR)
+        io.unregister(REPLICA_MANAGER)
+        if manager is not None:
+            try:
+                manager.stop(timeout=30)  # stops the replicas: their logs are closed
+            except Exception:
+                log.exception("stopping the replica manager failed")
         pykka.ActorRegistry.stop_all(timeout=10)
         io.stop()
         lock.release()

@@ -9,7 +9,10 @@ import typer
 from rich.console import Console
 
 from kbroker import __version__
+from kbroker.cli.consume import consume
+from kbroker.cli.produce import produce
 from kbroker.cli.start import start
+from kbroker.cli.topics import topics_app
 
 app = typer.Typer(
     name="kbroker",
@@ -34,6 +37,9 @@ def _root(
 
 
 app.command()(start)
+app.add_typer(topics_app, name="topics")
+app.command()(produce)
+app.command()(consume)
 
 
 def main() -> None:

@@ -15,7 +15,21 @@ from kbroker.errors import __all__ as _error_names
 __version__ = "0.1.0"
 
 # name -> module that defines it; filled in as the subsystems arrive.
-_LAZY: dict[str, str] = {}
+_TYPES = "kbroker.transport.client.types"
+_LAZY: dict[str, str] = {
+    "Admin": "kbroker.transport.client.admin",
+    "Consumer": "kbroker.transport.client.consumer",
+    "Producer": "kbroker.transport.client.producer",
+    "GroupInfo": _TYPES,
+    "GroupPartition": _TYPES,
+    "PartitionInfo": _TYPES,
+    "Record": _TYPES,
+    "RecordMetadata": _TYPES,
+    "TimestampType": _TYPES,
+    "TopicInfo": _TYPES,
+    "TopicPartition": _TYPES,
+    "WorkerInfo": _TYPES,
+}
 
 __all__ = ["__version__", *_error_names, *_LAZY]
 

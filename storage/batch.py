@@ -53,6 +53,7 @@ __all__ = [
     "patched_prefix",
     "with_log_append_time",
     "compute_crc",
+    "pack_header",
 ]
 
 MAGIC = 2

@@ -18,7 +18,7 @@ from kbroker.actors.datadir import DirLock
 from kbroker.errors import InvalidRequestError
 from kbroker.transport.codec import decode
 from kbroker.transport.messages_admin import DescribeCluster
-from kbroker.transport.messages_client import ErrorResponse, Metadata
+from kbroker.transport.messages_client import ErrorResponse, ListOffsets
 
 
 def test_ready_cluster_describes_its_live_workers(cluster: Cluster) -> None:
@@ -135,8 +135,8 @@ def test_garbage_gets_an_error_and_the_broker_keeps_serving(cluster: Cluster) ->
             sock.close(linger=0)
 
     # well-formed requests an actor does not serve are refused by name, not dropped
-    with pytest.raises(InvalidRequestError, match="does not serve Metadata"):
-        cluster.connection().request(Metadata(None, False))
+    with pytest.raises(InvalidRequestError, match="does not serve ListOffsets"):
+        cluster.connection().request(ListOffsets(0, ()))  # the controller serves admin requests, not data
     with pytest.raises(InvalidRequestError, match="does not serve DescribeCluster"):
         cluster.connection(worker_endpoint).request(DescribeCluster())
 

@@ -1,0 +1,420 @@
+"""The PartitionReplica actor: a thin pykka shell around ``ReplicaState`` (one replica of one partition).
+
+    IOThread ──Envelope(ReplicaAppend/Ack/Fetch/OffsetForLeaderEpoch[/Response])──▶ PartitionReplica
+    Gateway ───ProducePart / FetchPart / ListOffsetsPart───────────────────────────▶   │ ReplicaState
+    ReplicaManager ──ApplyState / Describe / Delete (asks)─────────────────────────▶   │ (pure core)
+    Ticker ──_Tick every tick_interval──────────────────────────────────────────────▶  │
+                 ◀── PartAnswer (to the requester's ActorRef) ─ results ◀──────────────┘
+    Outbox.to_replicas ──▶ io.tell / io.ask to (endpoint of that worker, "replica:<topic>:<partition>")
+    Outbox.to_controller ──▶ io.ask to the controller; the answer goes to on_alter_isr_response
+
+Routing the core's sends:
+- ReplicaFetch and OffsetForLeaderEpoch (follower -> leader) go as ``ask``; the answer comes back
+  as ``_Answer(request, future)`` and is handed to the core *with the request it answers*, so a
+  late answer to an older question (a previous leader's) is recognised as stale.
+- On the leader, a ReplicaFetch / OffsetForLeaderEpoch envelope is kept per follower until the core
+  emits the matching response for that follower (now, or later for a parked long-poll fetch); it is
+  then ``reply``-ed. A response with no envelope waiting (a newer fetch replaced it) goes as ``tell``.
+- ReplicaAppend and ReplicaAppendAck go as ``tell``. Unknown endpoints drop the send: the core
+  re-sends on its own timers.
+
+Time: ``clock()`` is wall time in ms (the log stamps LogAppendTime with it). ``tick`` runs on every
+``TICK`` (~50 ms: from the ReplicaManager's one ticker thread, or the replica's own Ticker when
+``tick_interval`` is given); ``maintenance`` every ``retention_check_interval_ms``.
+
+Invariants: every envelope received is released (``done``/``reply``) by the time its payload is in
+the log or the message is handled; the log is closed on stop (or deleted with its topic).
+Not thread-safe: the state belongs to the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import pykka
+
+from kbroker.actors.metadata_cache import MetadataCache
+from kbroker.actors.names import CONTROLLER, replica_actor_name
+from kbroker.actors.replica_requests import (
+    ApplyState, Delete, Describe, FetchPart, ListOffsetsPart, PartAnswer, PartAppended, PartKey, ProducePart,
+    UpdateConfig,
+)
+from kbroker.actors.replica_outbox import FetchResult, Outbox, ProduceResult
+from kbroker.actors.replica_state import ReplicaState
+from kbroker.actors.ticker import Ticker
+from kbroker.errors import KBrokerError, RequestTimedOutError, UnknownError
+from kbroker.transport.envelope import Address, Envelope
+from kbroker.transport.io_thread import IOThread
+from kbroker.transport.messages_client import ListOffsetsPartitionResponse
+from kbroker.transport.messages_internal import (
+    AlterIsr,
+    AlterIsrResponse,
+    OffsetForLeaderEpoch,
+    OffsetForLeaderEpochResponse,
+    PartitionState,
+    ReplicaAppend,
+    ReplicaAppendAck,
+    ReplicaDescription,
+    ReplicaFetch,
+    ReplicaFetchResponse,
+)
+from kbroker.transport.schema import Message
+
+__all__ = ["PartitionReplica", "REPLICA_ACCEPTS", "TICK", "wall_clock_ms"]
+
+log = logging.getLogger(__name__)
+
+REPLICA_ACCEPTS: frozenset[type[Message]] = frozenset(
+    {ReplicaAppend, ReplicaAppendAck, ReplicaFetch, ReplicaFetchResponse, OffsetForLeaderEpoch, OffsetForLeaderEpochResponse}
+)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Tick:
+    __slots__ = ()
+
+
+TICK = _Tick()
+"""Drives ``tick`` (timeouts, re-sends, ISR checks) and maintenance; sent every ~50 ms."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    request: Message
+    future: Future
+
+
+# --- the actor --------------------------------------------------------------------------------
+
+
+class PartitionReplica(pykka.ThreadingActor):
+    _ENVELOPE_HANDLERS: ClassVar[dict[type, str]] = {
+        ReplicaAppend: "_on_append",
+        ReplicaAppendAck: "_on_append_ack",
+        ReplicaFetch: "_on_fetch",
+        OffsetForLeaderEpoch: "_on_epoch_question",
+        ReplicaFetchResponse: "_on_fetch_response_tell",
+        OffsetForLeaderEpochResponse: "_on_epoch_answer_tell",
+    }
+
+    def __init__(
+        self,
+        *,
+        core: ReplicaState,
+        io: IOThread,
+        cache: MetadataCache,
+        controller: Address | None,
+        tick_interval: float | None = 0.05,
+        retention_check_interval_ms: int = 300_000,
+        ask_timeout_s: float = 5.0,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        super().__init__()
+        self.core = core
+        self._io = io
+        self._cache = cache
+        self._controller = controller
+        self._tick_interval = tick_interval
+        self._retention_interval = retention_check_interval_ms
+        self._ask_timeout = ask_timeout_s
+        self._clock = clock
+        self._name = replica_actor_name(core.ident.topic, core.ident.partition)
+        self._waiting_envelopes: dict[tuple[type, int], Envelope] = {}  # (request type, follower) -> envelope
+        self._next_maintenance = clock() + retention_check_interval_ms
+        self._ticker: Ticker | None = None
+        self._closed = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        if self._tick_interval is not None:  # else the owner sends TICK (one thread for every replica)
+            self._ticker = Ticker(self.actor_ref, TICK, self._tick_interval, name=f"kbroker-tick-{self._name}").start()
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        self._release_waiting()
+        if not self._closed:
+            self._closed = True
+            try:
+                self._route(self.core.close())
+            except Exception:
+                log.exception("%s: closing the log failed", self._name)
+
+    def on_failure(self, *exc: object) -> None:
+        self.on_stop()
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def on_receive(self, message: object) -> Any:
+        if isinstance(message, Envelope):
+            return self._on_envelope(message)
+        now = self._clock()
+        if isinstance(message, _Tick):
+            self._on_tick(now)
+        elif isinstance(message, _Answer):
+            self._on_answer(message, now)
+        elif isinstance(message, ProducePart):
+            self._on_produce(message, now)
+        elif isinstance(message, FetchPart):
+            self._on_consumer_fetch(message, now)
+        elif isinstance(message, ListOffsetsPart):
+            self._on_list_offsets(message)
+        elif isinstance(message, ApplyState):
+            if message.isr_only and not self._isr_update(message.state):
+                return None
+            return self._on_apply(message.state, now)
+        elif isinstance(message, UpdateConfig):
+            if not self._closed:
+                self.core.log.update_config(message.config)
+        elif isinstance(message, Describe):
+            return self.describe()
+        elif isinstance(message, Delete):
+            return self._on_delete()
+        else:
+            log.warning("%s ignored an unexpected message %r", self._name, message)
+        return None
+
+    def _on_envelope(self, envelope: Envelope) -> None:
+        handler = self._ENVELOPE_HANDLERS.get(type(envelope.message))
+        try:
+            if handler is None or self._closed:
+                return
+            getattr(self, handler)(envelope, self._clock())
+        finally:
+            if not self._is_waiting(envelope):
+                envelope.done()
+
+    def _is_waiting(self, envelope: Envelope) -> bool:
+        return any(e is envelope for e in self._waiting_envelopes.values())
+
+    # --- controller commands ----------------------------------------------------------------
+
+    def _on_apply(self, state: PartitionState, now: int) -> KBrokerError | None:
+        try:
+            out = self.core.apply_partition_state(state, now)
+        except KBrokerError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("%s: applying %r failed", self._name, state)
+            return UnknownError(f"{self._name}: {type(exc).__name__}: {exc}")
+        self._route(out)
+        if state.leader_id != self.core.ident.local_id:
+            self._release_waiting()  # followers' parked requests die with the leadership (their asks time out)
+        return None
+
+    def _isr_update(self, state: PartitionState) -> bool:
+        core = self.core
+        return (
+            not self._closed and state.leader_id == core.leader_id and state.leader_epoch == core.leader_epoch
+            and state.partition_epoch > core.partition_epoch
+        )
+
+    def _on_delete(self) -> None:
+        self._release_waiting()
+        if not self._closed:
+            self._closed = True
+            self._route(self.core.delete())
+
+    def describe(self) -> ReplicaDescription:
+        core = self.core
+        from kbroker.actors.replica_role import Role
+
+        size = getattr(core.log, "size_bytes", 0)
+        return ReplicaDescription(
+            core.ident.topic, core.ident.partition, 0, core.role is Role.LEADER, core.leader_epoch,
+            core.log_start_offset, core.high_watermark, core.log_end_offset, int(size() if callable(size) else size),
+        )
+
+    # --- replication: inbound ---------------------------------------------------------------
+
+    def _on_append(self, envelope: Envelope, now: int) -> None:
+        self._route(self.core.on_replica_append(envelope.message, now))
+
+    def _on_append_ack(self, envelope: Envelope, now: int) -> None:
+        self._route(self.core.on_replica_append_ack(envelope.message, now))
+
+    def _on_fetch(self, envelope: Envelope, now: int) -> None:
+        req: ReplicaFetch = envelope.message
+        self._park(ReplicaFetchResponse, req.follower_id, envelope)
+        self._route(self.core.on_replica_fetch(req, now))
+
+    def _on_epoch_question(self, envelope: Envelope, now: int) -> None:
+        req: OffsetForLeaderEpoch = envelope.message
+        self._park(OffsetForLeaderEpochResponse, req.follower_id, envelope)
+        self._route(self.core.on_offset_for_leader_epoch(req, now))
+
+    def _on_fetch_response_tell(self, envelope: Envelope, now: int) -> None:
+        self._route(self.core.on_replica_fetch_response(envelope.message, now))
+
+    def _on_epoch_answer_tell(self, envelope: Envelope, now: int) -> None:
+        self._route(self.core.on_offset_for_leader_epoch_response(envelope.message, now))
+
+    def _park(self, response_type: type, follower: int, envelope: Envelope) -> None:
+        old = self._waiting_envelopes.pop((response_type, follower), None)
+        if old is not None:
+            old.done()  # replaced by a newer request: the follower's ask times out and is ignored
+        self._waiting_envelopes[(response_type, follower)] = envelope
+
+    def _release_waiting(self) -> None:
+        for envelope in self._waiting_envelopes.values():
+            envelope.done()
+        self._waiting_envelopes.clear()
+
+    def _on_answer(self, answer: _Answer, now: int) -> None:
+        if self._closed:
+            return
+        try:
+            reply = answer.future.result()
+        except KBrokerError as exc:
+            log.debug("%s: no answer to %s: %s", self._name, type(answer.request).__name__, exc.message)
+            if isinstance(exc, RequestTimedOutError):
+                return  # the core re-sends on its own timer
+            reply = _error_answer(answer.request, exc)  # refused (e.g. no such replica there yet): back off, retry
+            if reply is None:
+                return
+        if isinstance(reply, ReplicaFetchResponse):
+            self._route(self.core.on_replica_fetch_response(reply, now, answer.request))
+        elif isinstance(reply, OffsetForLeaderEpochResponse):
+            self._route(self.core.on_offset_for_leader_epoch_response(reply, now, answer.request))
+        elif isinstance(reply, AlterIsrResponse):
+            if reply.error_code != 0:
+                log.info("%s: the controller refused %r: (%d) %s", self._name, answer.request, reply.error_code, reply.error_message)
+            self._route(self.core.on_alter_isr_response(reply, now))
+
+    # --- client requests (from the gateway) -------------------------------------------------
+
+    def _on_produce(self, part: ProducePart, now: int) -> None:
+        if self._closed:
+            out = Outbox(produce_results=[ProduceResult(part.key, part.acks, error=_gone(self._name))])
+        else:
+            out = self.core.append_produce(part.records, part.acks, now, part.key, part.timeout_ms)
+        _tell(part.key, PartAppended(part.key))
+        self._route(out)
+
+    def _on_consumer_fetch(self, part: FetchPart, now: int) -> None:
+        if self._closed:
+            self._route(Outbox(fetch_results=[FetchResult(part.key, error=_gone(self._name))]))
+            return
+        self._route(
+            self.core.fetch(
+                part.key, part.offset, part.max_bytes, now, min_bytes=part.min_bytes,
+                max_wait_ms=part.max_wait_ms, current_leader_epoch=part.current_leader_epoch,
+            )
+        )
+
+    def _on_list_offsets(self, part: ListOffsetsPart) -> None:
+        core = self.core
+        if self._closed:
+            error_code, text, ts, offset, epoch = _gone(self._name).code, _gone(self._name).message, -1, -1, -1
+        else:
+            r = core.list_offsets(part.timestamp, current_leader_epoch=part.current_leader_epoch)
+            error_code, text = r.error_code, (r.error.message if r.error else None)
+            ts, offset, epoch = r.timestamp, r.offset, r.leader_epoch
+        response = ListOffsetsPartitionResponse(part.key.partition, error_code, text, ts, offset, epoch)
+        _tell(part.key, PartAnswer(part.key, response))
+
+    # --- time -------------------------------------------------------------------------------
+
+    def _on_tick(self, now: int) -> None:
+        if self._closed:
+            return
+        self._route(self.core.tick(now))
+        if now >= self._next_maintenance:
+            self._next_maintenance = now + self._retention_interval
+            try:
+                self.core.maintenance(now)
+            except Exception:
+                log.exception("%s: log maintenance failed", self._name)
+
+    # --- the outbox -------------------------------------------------------------------------
+
+    def _route(self, out: Outbox) -> None:
+        core = self.core
+        for result in out.produce_results:
+            key = result.request_id
+            if isinstance(key, PartKey) and result.acks != 0:
+                _tell(key, PartAnswer(key, result.to_response(key.partition, core.leader_id, core.leader_epoch)))
+        for result in out.fetch_results:
+            key = result.request_id
+            if isinstance(key, PartKey):
+                _tell(key, PartAnswer(key, result.to_response(key.partition, core.leader_id, core.leader_epoch)))
+        for send in out.to_replicas:
+            self._send_to_replica(send.to, send.message)
+        for request in out.to_controller:
+            self._send_to_controller(request)
+
+    def _send_to_replica(self, worker_id: int, message: Message) -> None:
+        waiting = self._waiting_envelopes.pop((type(message), worker_id), None)
+        if waiting is not None:
+            waiting.reply(message)
+            return
+        endpoint = self._cache.snapshot.endpoint_of(worker_id)
+        if endpoint is None:
+            log.debug("%s: no endpoint known for worker %d; dropped %s", self._name, worker_id, type(message).__name__)
+            return
+        address = Address(endpoint, self._name)
+        if isinstance(message, ReplicaFetch):
+            timeout = message.max_wait_ms / 1000 + self._ask_timeout
+            self._ask(address, message, timeout)
+        elif isinstance(message, OffsetForLeaderEpoch):
+            self._ask(address, message, self._ask_timeout)
+        else:
+            self._io.tell(address, message)
+
+    def _send_to_controller(self, request: AlterIsr) -> None:
+        log.info("%s: asking the controller for ISR %s (partition epoch %d)", self._name, list(request.new_isr), request.partition_epoch)
+        if self._controller is None:
+            log.debug("%s: no controller address; AlterIsr dropped", self._name)
+            return
+        self._ask(self._controller, request, self._ask_timeout)
+
+    def _ask(self, address: Address, message: Message, timeout: float) -> None:
+        future = self._io.ask(address, message, timeout)
+        ref = self.actor_ref
+
+        def deliver(done: Future) -> None:  # runs in the I/O thread: only a tell
+            try:
+                ref.tell(_Answer(message, done))
+            except pykka.ActorDeadError:
+                pass
+
+        future.add_done_callback(deliver)
+
+
+def _error_answer(request: Message, error: KBrokerError) -> Message | None:
+    """The answer the core gets when the leader's process refused the request as a whole (an
+    ErrorResponse: the replica is not there yet, or the I/O thread stopped): an error answer, so
+    the follower retries after retry_backoff_ms instead of waiting out request_timeout_ms."""
+    if isinstance(request, ReplicaFetch):
+        return ReplicaFetchResponse(
+            request.topic, request.partition, error.code, request.current_leader_epoch, -1, -1, -1, None
+        )
+    if isinstance(request, OffsetForLeaderEpoch):
+        return OffsetForLeaderEpochResponse(request.topic, request.partition, error.code, -1, -1)
+    return None
+
+
+def _tell(key: PartKey, message: object) -> None:
+    """Answer the requester (the gateway); one that has stopped (worker shutdown) needs no answer."""
+    try:
+        key.reply_to.tell(message)
+    except pykka.ActorDeadError:
+        pass
+
+
+def _gone(name: str) -> KBrokerError:
+    from kbroker.errors import NotLeaderError
+
+    return NotLeaderError(f"{name} is stopping on this worker; refresh metadata and retry")
+
+
+def controller_address(bootstrap: str | None) -> Address | None:
+    return None if bootstrap is None else Address(bootstrap, CONTROLLER)

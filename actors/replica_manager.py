@@ -1,0 +1,344 @@
+"""The ReplicaManager actor: one per worker ("replica-manager"), owner of the worker's replicas.
+
+    controller ──UpdateMetadata──▶ ReplicaManager ──apply──▶ MetadataCache (read by Gateway, replicas,
+               ──LeaderAndIsr───▶      │                                     ControllerLink's heartbeat)
+               ──DescribeReplicas─▶    ├─ creates PartitionReplica actors (Log at DATA/worker-<id>/<topic>-<partition>)
+                                       ├─ registers "replica:<topic>:<partition>" on the IOThread
+                                       ├─ ReplicaDirectory (topic, partition) -> ActorRef (read by the Gateway)
+                                       └─ one Ticker thread: TICK to every replica every tick_interval
+
+- On start it lists the replica directories already on disk (``<topic>-<partition>/``). Their logs
+  are opened lazily, by the first LeaderAndIsr naming them (it brings the topic's configs), so a
+  recovered replica rejoins as the controller says: leader or follower at the epoch it gives.
+- ``UpdateMetadata`` (versioned, full or incremental) goes into the cache; topics it deletes have
+  their replicas deleted (data removed), including recovered directories never opened. A partition
+  whose ISR changed under the same leader and epoch (the controller removed a dead follower) is
+  handed to its replica too, so the leader's ISR and partition epoch follow the controller's.
+- ``LeaderAndIsr``: endpoints into the cache, then for each partition: create the replica if
+  missing, ``apply_partition_state``; the answer lists a result per partition (refusals, e.g. a
+  stale epoch, carry their error code).
+- ``DescribeReplicas``: each replica's role, epoch and offsets, asked of the replica actors.
+
+Invariants: a replica actor is registered on the IOThread only while it runs (registered after
+start, unregistered before stop); the manager stops every replica when it stops (logs closed).
+Not thread-safe: state belongs to the actor; ``ReplicaDirectory`` and ``MetadataCache`` are
+replaced whole on change, so readers in other threads only ever see a complete value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Mapping
+
+import pykka
+
+from kbroker.actors.metadata_cache import MetadataCache
+from kbroker.actors.names import replica_actor_name
+from kbroker.actors.partition_replica import REPLICA_ACCEPTS, TICK, PartitionReplica
+from kbroker.actors.ticker import Ticker
+from kbroker.actors.replica_requests import ApplyState, Delete, Describe, UpdateConfig
+from kbroker.actors.replica_log import AnyLog
+from kbroker.actors.replica_outbox import ReplicaSettings
+from kbroker.actors.replica_state import ReplicaState
+from kbroker.errors import InvalidRequestError, KBrokerError, RequestTimedOutError, UnknownError, UnknownTopicOrPartitionError
+from kbroker.storage.config import TopicConfig
+from kbroker.storage.log import Log
+from kbroker.transport.envelope import Address, Envelope
+from kbroker.transport.io_thread import IOThread
+from kbroker.transport.messages_internal import (
+    DescribeReplicas,
+    DescribeReplicasResponse,
+    LeaderAndIsr,
+    LeaderAndIsrResponse,
+    PartitionResult,
+    ReplicaDescription,
+    TopicState,
+    UpdateMetadata,
+    UpdateMetadataResponse,
+)
+from kbroker.transport.schema import Message
+
+__all__ = ["ReplicaManager", "ReplicaDirectory", "LogFactory", "disk_log_factory"]
+
+log = logging.getLogger(__name__)
+
+LogFactory = Callable[[Path, TopicConfig], AnyLog]
+_REPLICA_DIR = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)-(?P<partition>\d+)$")
+_ASK_TIMEOUT = 5.0
+
+
+def disk_log_factory(path: Path, config: TopicConfig) -> AnyLog:
+    return Log.open(path, config)
+
+
+class ReplicaDirectory:
+    """(topic, partition) -> the local PartitionReplica's ActorRef; written by the manager only."""
+
+    def __init__(self) -> None:
+        self.refs: Mapping[tuple[str, int], pykka.ActorRef] = MappingProxyType({})
+
+    def get(self, topic: str, partition: int) -> pykka.ActorRef | None:
+        return self.refs.get((topic, partition))
+
+    def _set(self, key: tuple[str, int], ref: pykka.ActorRef | None) -> None:
+        refs = dict(self.refs)
+        if ref is None:
+            refs.pop(key, None)
+        else:
+            refs[key] = ref
+        self.refs = MappingProxyType(refs)
+
+
+class _Broadcast:
+    """A Ticker target that tells every running replica (one ticker thread for the worker)."""
+
+    def __init__(self, directory: ReplicaDirectory) -> None:
+        self._directory = directory
+
+    def tell(self, message: object) -> None:
+        for ref in self._directory.refs.values():
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+
+class ReplicaManager(pykka.ThreadingActor):
+    _HANDLERS: ClassVar[dict[type[Message], str]] = {
+        UpdateMetadata: "_on_update_metadata",
+        LeaderAndIsr: "_on_leader_and_isr",
+        DescribeReplicas: "_on_describe_replicas",
+    }
+    ACCEPTS: ClassVar[frozenset[type[Message]]] = frozenset(_HANDLERS)
+
+    def __init__(
+        self,
+        *,
+        io: IOThread,
+        worker_id: int,
+        data_dir: str | Path,
+        cache: MetadataCache,
+        directory: ReplicaDirectory,
+        controller: Address | None,
+        settings: ReplicaSettings | None = None,
+        log_factory: LogFactory = disk_log_factory,
+        tick_interval: float = 0.05,
+        retention_check_interval_ms: int = 300_000,
+        replica_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self._io = io
+        self.worker_id = worker_id
+        self._data_dir = Path(data_dir)
+        self._cache = cache
+        self._directory = directory
+        self._controller = controller
+        self._settings = settings or ReplicaSettings()
+        self._log_factory = log_factory
+        self._tick_interval = tick_interval
+        self._retention_interval = retention_check_interval_ms
+        self._replica_kwargs = dict(replica_kwargs or {})
+        self._recovered: dict[tuple[str, int], Path] = {}
+        self._ticker: Ticker | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._ticker = Ticker(_Broadcast(self._directory), TICK, self._tick_interval, name="kbroker-replica-ticks").start()  # type: ignore[arg-type]
+        self._recovered = self._scan()
+        if self._recovered:
+            log.info("worker %d found %d replica directories to recover", self.worker_id, len(self._recovered))
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        for key in list(self._directory.refs):
+            self._stop_replica(key)
+
+    def on_failure(self, *exc: object) -> None:
+        self.on_stop()
+
+    def recovered(self) -> list[tuple[str, int]]:
+        return sorted(self._recovered)
+
+    def _scan(self) -> dict[tuple[str, int], Path]:
+        found: dict[tuple[str, int], Path] = {}
+        if not self._data_dir.is_dir():
+            return found
+        for path in self._data_dir.iterdir():
+            match = _REPLICA_DIR.match(path.name)
+            if match and path.is_dir():
+                found[(match["topic"], int(match["partition"]))] = path
+        return found
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def on_receive(self, message: object) -> Any:
+        if not isinstance(message, Envelope):
+            log.warning("replica manager ignored an unexpected message %r", message)
+            return None
+        handler = self._HANDLERS.get(type(message.message))
+        try:
+            if handler is None:
+                raise InvalidRequestError(f"the replica manager does not serve {type(message.message).__name__}")
+            message.reply(getattr(self, handler)(message.message))
+        except Exception as exc:
+            error = exc if isinstance(exc, KBrokerError) else UnknownError(f"the replica manager failed: {exc!r}")
+            if not isinstance(exc, KBrokerError):
+                log.exception("replica manager failed on %r", message)
+            if not message.replied:
+                message.reply_error(error)
+        finally:
+            message.done()
+        return None
+
+    # --- UpdateMetadata ---------------------------------------------------------------------
+
+    def _on_update_metadata(self, update: UpdateMetadata) -> UpdateMetadataResponse:
+        outcome = self._cache.apply(update)
+        if outcome.applied:
+            for topic in outcome.deleted_topics:
+                self._delete_topic(topic)
+            for topic in outcome.changed_topics:
+                self._update_configs(topic)
+                self._update_isrs(topic)
+        return UpdateMetadataResponse(0)
+
+    def _update_isrs(self, topic: str) -> None:
+        """ISR changes the controller made by itself (a dead follower removed) reach the leader here
+        when no LeaderAndIsr carries them: same leader and epoch, newer partition epoch."""
+        state = self._cache.snapshot.topics.get(topic)
+        for part in state.partitions if state is not None else ():
+            ref = self._directory.get(topic, part.partition)
+            if ref is not None and self.worker_id in part.replicas:
+                try:
+                    ref.tell(ApplyState(part, isr_only=True))
+                except pykka.ActorDeadError:
+                    pass
+
+    def _delete_topic(self, topic: str) -> None:
+        for key in [k for k in self._directory.refs if k[0] == topic]:
+            ref = self._directory.get(*key)
+            self._unregister(key)
+            if ref is not None:
+                try:
+                    ref.ask(Delete(), timeout=_ASK_TIMEOUT)
+                except Exception:
+                    log.exception("deleting replica %s-%d failed", *key)
+                ref.stop()
+        for key in [k for k in self._recovered if k[0] == topic]:
+            shutil.rmtree(self._recovered.pop(key), ignore_errors=True)
+        log.info("worker %d deleted the replicas of topic %r", self.worker_id, topic)
+
+    def _update_configs(self, topic: str) -> None:
+        refs = [ref for key, ref in self._directory.refs.items() if key[0] == topic]
+        if not refs:
+            return
+        try:
+            config = TopicConfig.from_dict(self._cache.snapshot.configs_of(topic))
+        except KBrokerError as exc:
+            log.warning("topic %r: configs not applied: %s", topic, exc.message)
+            return
+        for ref in refs:
+            try:
+                ref.tell(UpdateConfig(config))
+            except pykka.ActorDeadError:
+                pass  # it failed: the next LeaderAndIsr starts it again, with the configs then
+
+    # --- LeaderAndIsr -----------------------------------------------------------------------
+
+    def _on_leader_and_isr(self, request: LeaderAndIsr) -> LeaderAndIsrResponse:
+        self._cache.add_endpoints(request.workers)
+        results: list[PartitionResult] = []
+        pending: list[tuple[str, int, pykka.Future]] = []
+        for topic in request.topics:
+            for state in topic.partitions:
+                try:
+                    ref = self._ensure_replica(topic, state.partition)
+                except KBrokerError as exc:
+                    results.append(PartitionResult(topic.name, state.partition, exc.code, exc.message))
+                    continue
+                pending.append((topic.name, state.partition, ref.ask(ApplyState(state), block=False)))
+        for name, partition, future in pending:
+            try:
+                error = future.get(timeout=_ASK_TIMEOUT)
+            except Exception as exc:
+                error = exc if isinstance(exc, KBrokerError) else UnknownError(f"replica {name}-{partition}: {exc!r}")
+            if error is None:
+                results.append(PartitionResult(name, partition, 0, None))
+            else:
+                results.append(PartitionResult(name, partition, error.code, error.message))
+        return LeaderAndIsrResponse(0, tuple(results))
+
+    def _ensure_replica(self, topic: TopicState, partition: int) -> pykka.ActorRef:
+        key = (topic.name, partition)
+        ref = self._directory.get(*key)
+        if ref is not None and ref.is_alive():
+            return ref
+        if ref is not None:  # it failed (its log was closed by on_failure): open it again
+            log.warning("replica %s-%d had stopped; starting it again", *key)
+            self._unregister(key)
+            self._recovered[key] = self._data_dir / f"{topic.name}-{partition}"
+        overrides = {c.name: c.value for c in topic.configs if c.value is not None}
+        if not overrides:
+            overrides = self._cache.snapshot.configs_of(topic.name)
+        config = TopicConfig.from_dict(overrides)
+        path = self._recovered.pop(key, None) or self._data_dir / f"{topic.name}-{partition}"
+        try:
+            replica_log = self._log_factory(path, config)
+        except KBrokerError:
+            raise
+        except Exception as exc:
+            raise UnknownError(f"cannot open the log of {topic.name}-{partition} at {path}: {exc!r}") from exc
+        core = ReplicaState(topic.name, partition, self.worker_id, replica_log, self._settings)
+        ref = PartitionReplica.start(
+            core=core,
+            io=self._io,
+            cache=self._cache,
+            controller=self._controller,
+            tick_interval=None,  # ticked by this manager's one ticker thread
+            retention_check_interval_ms=self._retention_interval,
+            **self._replica_kwargs,
+        )
+        self._directory._set(key, ref)
+        self._io.register(replica_actor_name(*key), ref, accepts=REPLICA_ACCEPTS)
+        return ref
+
+    def _unregister(self, key: tuple[str, int]) -> None:
+        self._io.unregister(replica_actor_name(*key))
+        self._directory._set(key, None)
+
+    def _stop_replica(self, key: tuple[str, int]) -> None:
+        ref = self._directory.get(*key)
+        self._unregister(key)
+        if ref is not None:
+            try:
+                ref.stop(timeout=_ASK_TIMEOUT)
+            except pykka.ActorDeadError:
+                pass
+            except Exception:
+                log.exception("stopping replica %s-%d failed", *key)
+
+    # --- DescribeReplicas -------------------------------------------------------------------
+
+    def _on_describe_replicas(self, request: DescribeReplicas) -> DescribeReplicasResponse:
+        refs = self._directory.refs
+        keys = sorted(refs) if not request.partitions else [(k.topic, k.partition) for k in request.partitions]
+        asked = [(key, refs[key].ask(Describe(), block=False) if key in refs else None) for key in keys]
+        out: list[ReplicaDescription] = []
+        for (topic, partition), future in asked:
+            error: KBrokerError = UnknownTopicOrPartitionError(f"worker {self.worker_id} holds no replica of {topic}-{partition}")
+            if future is not None:
+                try:
+                    out.append(future.get(timeout=_ASK_TIMEOUT))
+                    continue
+                except pykka.Timeout:
+                    error = RequestTimedOutError(f"replica {topic}-{partition} did not answer")
+                except Exception:
+                    pass
+            out.append(ReplicaDescription(topic, partition, error.code, False, -1, -1, -1, -1, 0))
+        return DescribeReplicasResponse(self.worker_id, tuple(out))

@@ -1,0 +1,146 @@
+"""What every socket-using client (``Producer``, ``Consumer``; ``Admin`` does the same inline) shares:
+bootstrap resolution, the CURVE placeholder check, setting checks, a connection pool keyed by
+endpoint, and a wake-up signal a poll loop can wait on beside its sockets.
+
+    ConnectionPool: endpoint -> Connection (DEALER), created on first use, replaced on timeout
+    WakeSignal:     any thread calls set(); the owning loop polls fileno() with its sockets
+
+Not thread-safe except ``WakeSignal.set``: a pool and its connections belong to one thread (the
+producer's sender, or the consumer's caller), since ZeroMQ sockets are not thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterator
+
+import zmq
+
+from kbroker.errors import InvalidConfigError
+from kbroker.transport.client.types import BOOTSTRAP_ENV, normalize_bootstrap
+from kbroker.transport.connection import Connection
+
+__all__ = ["resolve_bootstrap", "reject_curve_keys", "check_ms", "check_count", "ConnectionPool", "WakeSignal"]
+
+
+def resolve_bootstrap(bootstrap: str | None) -> str:
+    """``bootstrap``, else ``$KBROKER_BOOTSTRAP``, else 127.0.0.1:7092, as ``tcp://host:port``."""
+    if bootstrap is None:
+        bootstrap = os.environ.get(BOOTSTRAP_ENV) or None
+    return normalize_bootstrap(bootstrap)
+
+
+def reject_curve_keys(curve_secret_key: object, curve_server_key: object) -> None:
+    """CURVE is reserved for a later version: only None is accepted (as ``Admin`` does)."""
+    if curve_secret_key is not None or curve_server_key is not None:
+        raise InvalidConfigError(
+            "CURVE keys are not supported by this kbroker version yet (the broker has no "
+            "--curve-secret-key); leave curve_secret_key and curve_server_key unset"
+        )
+
+
+def check_ms(name: str, value: object, *, minimum: float = 0) -> float:
+    """A duration setting in milliseconds: a number >= ``minimum`` (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise InvalidConfigError(f"{name} must be a number of milliseconds >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def check_count(name: str, value: object, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class ConnectionPool:
+    """One ``Connection`` per endpoint, opened on first use."""
+
+    def __init__(self, *, timeout: float, context: zmq.Context | None = None) -> None:
+        self._timeout = timeout
+        self._context = context
+        self._connections: dict[str, Connection] = {}
+
+    def get(self, endpoint: str) -> Connection:
+        conn = self._connections.get(endpoint)
+        if conn is None:
+            conn = Connection(endpoint, timeout=self._timeout, context=self._context)
+            self._connections[endpoint] = conn
+        return conn
+
+    def items(self) -> Iterator[tuple[str, Connection]]:
+        return iter(list(self._connections.items()))
+
+    def readable(self, conn: Connection) -> bool:
+        """Whether a reply is waiting on ``conn`` (without blocking)."""
+        sock = conn._live_socket()
+        return bool(sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+
+    def poll(self, timeout_s: float, wake: WakeSignal | None = None) -> list[tuple[str, Connection]]:
+        """Wait up to ``timeout_s`` for a reply on any connection (or ``wake``); returns the readable ones."""
+        poller = zmq.Poller()
+        by_socket = {}
+        for endpoint, conn in self._connections.items():
+            if conn.closed:
+                continue
+            sock = conn._live_socket()
+            poller.register(sock, zmq.POLLIN)
+            by_socket[sock] = (endpoint, conn)
+        if wake is not None:
+            poller.register(wake.fileno(), zmq.POLLIN)
+        events = poller.poll(max(0, int(timeout_s * 1000 + 0.999)))
+        ready = [by_socket[s] for s, _ in events if s in by_socket]
+        if wake is not None:
+            wake.clear()
+        return ready
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
+
+
+class WakeSignal:
+    """A self-pipe: ``set()`` from any thread (never blocks), ``fileno()`` polled by the owner."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._lock = threading.Lock()
+        self._pending = False
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._read
+
+    def set(self) -> None:
+        if self._pending:
+            return
+        with self._lock:
+            if self._pending or self._closed:
+                return
+            self._pending = True
+            try:
+                os.write(self._write, b"x")
+            except BlockingIOError:
+                pass  # the pipe is full: the reader will wake anyway
+
+    def clear(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            self._pending = False
+            try:
+                while os.read(self._read, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.close(self._read)
+            os.close(self._write)

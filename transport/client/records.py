@@ -1,0 +1,145 @@
+"""Turning the record batches of a fetch response into ``Record`` objects for one partition.
+
+A fetch answer for a partition holds whole batches starting with the one that contains
+``fetch_offset`` (so its first records may lie below it) and may end with a batch cut short by
+``max_bytes`` (docs/protocol.md section 3). This module:
+
+- validates every whole batch (CRC included; a corrupt one raises ``CorruptRecordError``) and
+  decodes its body (layout in ``storage/records.py``) straight into ``Record`` objects. This is
+  what ``storage.records.decode_batches`` does, minus its intermediate ``LogRecord`` per record,
+  which costs ~1.2 us of a ~2.7 us record; the tests hold the two to the same output;
+- skips records below ``fetch_offset`` and ignores a partial trailing batch, as Kafka clients do;
+- reports ``next_offset``: the offset after the last whole batch. This is where the next fetch
+  starts, even when compaction removed the batch's last records or all of them (a batch's offset
+  span is ``last_offset_delta + 1`` whatever its record count), so a consumer never fetches the
+  same emptied batch forever.
+
+Records come out as frozen ``Record`` dataclasses built without the dataclass ``__init__``
+(which costs ~1 us for 8 frozen fields; setting the slots directly costs ~0.4 us).
+
+Pure: no sockets, no threads.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgpack
+
+from kbroker.errors import CorruptRecordError
+from kbroker.storage.batch import CODEC_MASK, HEADER_SIZE, BatchHeader, read_header, validate_batch
+from kbroker.storage.compression import decompress
+from kbroker.transport.client.types import Record, TimestampType
+
+__all__ = ["FetchedRecords", "records_from_fetch", "make_record"]
+
+_TIMESTAMP_TYPES = (TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME)
+_new = object.__new__
+_set_topic = Record.topic.__set__  # type: ignore[attr-defined]
+_set_partition = Record.partition.__set__  # type: ignore[attr-defined]
+_set_offset = Record.offset.__set__  # type: ignore[attr-defined]
+_set_key = Record.key.__set__  # type: ignore[attr-defined]
+_set_value = Record.value.__set__  # type: ignore[attr-defined]
+_set_headers = Record.headers.__set__  # type: ignore[attr-defined]
+_set_timestamp_ms = Record.timestamp_ms.__set__  # type: ignore[attr-defined]
+_set_timestamp_type = Record.timestamp_type.__set__  # type: ignore[attr-defined]
+
+
+class FetchedRecords(NamedTuple):
+    records: list[Record]  # offsets >= fetch_offset, in offset order
+    next_offset: int  # where the next fetch starts (fetch_offset if no whole batch came)
+    partial_tail: bool  # a trailing batch was cut short (harmless; it comes whole next time)
+
+
+def make_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list,
+    timestamp_ms: int,
+    timestamp_type: TimestampType,
+) -> Record:
+    """A ``Record``, equal to ``Record(...)``, built ~2x faster (for the consumer's hot path)."""
+    rec = _new(Record)
+    _set_topic(rec, topic)
+    _set_partition(rec, partition)
+    _set_offset(rec, offset)
+    _set_key(rec, key)
+    _set_value(rec, value)
+    _set_headers(rec, headers)
+    _set_timestamp_ms(rec, timestamp_ms)
+    _set_timestamp_type(rec, timestamp_type)
+    return rec
+
+
+def records_from_fetch(
+    topic: str,
+    partition: int,
+    data: bytes | bytearray | memoryview | None,
+    fetch_offset: int,
+) -> FetchedRecords:
+    """The records at or after ``fetch_offset`` in ``data`` (a FetchPartitionResponse's ``records``)."""
+    out: list[Record] = []
+    next_offset = fetch_offset
+    if not data:
+        return FetchedRecords(out, next_offset, False)
+    view = memoryview(data)
+    end = len(view)
+    pos = 0
+    partial = False
+    while pos < end:
+        remaining = end - pos
+        if remaining < HEADER_SIZE or read_header(view, pos).size > remaining:
+            partial = True  # cut short by max_bytes: the next fetch brings it whole
+            break
+        header = validate_batch(view, pos)
+        if header.next_offset > fetch_offset and header.records_count:
+            _decode_into(out, topic, partition, view, pos, header, fetch_offset)
+        if header.next_offset > next_offset:
+            next_offset = header.next_offset
+        pos += header.size
+    return FetchedRecords(out, next_offset, partial)
+
+
+def _decode_into(
+    out: list[Record], topic: str, partition: int, view: memoryview, pos: int, header: BatchHeader, fetch_offset: int
+) -> None:
+    """Append the records of the validated batch at ``pos`` with offsets >= ``fetch_offset``."""
+    codec = header.attributes & CODEC_MASK
+    raw = view[pos + HEADER_SIZE : pos + header.size]
+    try:
+        items = msgpack.unpackb(decompress(codec, raw) if codec else raw, use_list=False, raw=False)
+    except CorruptRecordError:
+        raise
+    except Exception as exc:  # msgpack and the codecs raise several unrelated exception types
+        raise CorruptRecordError(f"batch at base offset {header.base_offset} has an undecodable body: {exc}") from exc
+    if not isinstance(items, tuple) or len(items) != header.records_count:
+        raise CorruptRecordError(
+            f"batch at base offset {header.base_offset} declares {header.records_count} records, body holds "
+            f"{len(items) if isinstance(items, tuple) else 'no list'}"
+        )
+    base = header.base_offset
+    ts_type = _TIMESTAMP_TYPES[header.timestamp_type]
+    log_append = ts_type is TimestampType.LOG_APPEND_TIME
+    first_ts = header.first_timestamp
+    max_ts = header.max_timestamp
+    append = out.append
+    try:
+        for delta, ts_delta, key, value, headers in items:
+            offset = base + delta
+            if offset < fetch_offset:
+                continue
+            r = _new(Record)
+            _set_topic(r, topic)
+            _set_partition(r, partition)
+            _set_offset(r, offset)
+            _set_key(r, key)
+            _set_value(r, value)
+            _set_headers(r, [(h[0], h[1]) for h in headers] if headers else [])
+            _set_timestamp_ms(r, max_ts if log_append else first_ts + ts_delta)
+            _set_timestamp_type(r, ts_type)
+            append(r)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise CorruptRecordError(f"batch at base offset {header.base_offset} has a malformed record: {exc}") from exc
