@@ -14,8 +14,7 @@ Names are loaded lazily (PEP 562), so importing one pure module never starts pul
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from kbroker._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "BrokerConfig": "kbroker.actors.supervisor",
@@ -28,21 +27,10 @@ _LAZY: dict[str, str] = {
     "StartupError": "kbroker.actors.supervisor",
     "Supervisor": "kbroker.actors.supervisor",
     "WorkerConfig": "kbroker.actors.worker",
-    "WorkerTable": "kbroker.actors.controller",
     "worker_main": "kbroker.actors.worker",
 }
 
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbroker.actors' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

@@ -6,8 +6,7 @@ The public API is importable from here. Client classes are loaded lazily (PEP 56
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from kbroker._lazy import lazy_exports
 
 from kbroker.errors import *  # noqa: F403
 from kbroker.errors import __all__ as _error_names
@@ -34,14 +33,4 @@ _LAZY: dict[str, str] = {
 __all__ = ["__version__", *_error_names, *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbroker' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

@@ -20,8 +20,7 @@ Names are loaded lazily (PEP 562), so ``import kbroker.transport.codec`` (pure) 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from kbroker._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "Address": "kbroker.transport.envelope",
@@ -40,14 +39,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbroker.transport' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
