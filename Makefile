@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: start test bench-storage bench-client clean
+.PHONY: start test bench-storage bench-client bench-broker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ bench-storage: $(STAMP)
 
 bench-client: $(STAMP)
 	$(BIN)/python -m kbroker.transport.client.bench $(ARGS)
+
+bench-broker: $(STAMP)
+	$(BIN)/python examples/bench_broker.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

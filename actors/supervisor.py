@@ -80,6 +80,7 @@ class BrokerConfig:
     default_replication_factor: int = 3  # capped by the live workers when a topic is created
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
+    log_retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms, for every worker
     stop_timeout: float = 10.0  # seconds workers get to stop after SIGTERM before SIGKILL
     restart_initial: float = 0.1
     restart_max: float = 5.0
@@ -95,6 +96,8 @@ class BrokerConfig:
             raise StartupError("--default-partitions and --default-replication-factor must be at least 1")
         if self.heartbeat_interval_ms <= 0 or self.session_timeout_ms <= 0:
             raise StartupError("--heartbeat-interval-ms and --session-timeout-ms must be positive")
+        if self.log_retention_check_interval_ms <= 0:
+            raise StartupError(f"--log-retention-check-interval-ms must be positive, got {self.log_retention_check_interval_ms}")
         if self.heartbeat_interval_ms * 2 > self.session_timeout_ms:
             raise StartupError(
                 f"--session-timeout-ms ({self.session_timeout_ms}) must be at least twice "
@@ -304,6 +307,7 @@ class Supervisor:
             controller_timeout=config.session_timeout_ms / 1000,
             dir_lock_wait=config.stop_timeout,
             log_level=config.log_level,
+            retention_check_interval_ms=config.log_retention_check_interval_ms,
         )
 
     def _spawn(self, slot: _WorkerSlot) -> None:

@@ -35,6 +35,12 @@ def start(
         6000, "--session-timeout-ms", min=100, help="A worker silent this long is fenced (considered failed)."
     ),
     heartbeat_interval_ms: int = typer.Option(500, "--heartbeat-interval-ms", min=10, help="How often workers heartbeat."),
+    log_retention_check_interval_ms: int = typer.Option(
+        300_000,
+        "--log-retention-check-interval-ms",
+        min=1,
+        help="How often every worker runs log maintenance (retention, compaction), as Kafka's log.retention.check.interval.ms.",
+    ),
     log_level: str = typer.Option("info", "--log-level", help=f"One of {', '.join(_LOG_LEVELS)}."),
 ) -> None:
     """Run the broker in the foreground; Ctrl-C or SIGTERM stops it cleanly.
@@ -60,6 +66,7 @@ def start(
             auto_create_topics=auto_create_topics,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
+            log_retention_check_interval_ms=log_retention_check_interval_ms,
             log_level=level,
         )
         code = Supervisor(config).run()
