@@ -97,14 +97,7 @@ def build_test_batch(target_bytes: int, value_bytes: int, timestamp_ms: int) -> 
 def _simulate_crash(log: Log) -> None:
     """Drop ``log`` as a killed process would: the kernel closes its files; nothing is flushed,
     checkpointed or marked clean. The object must not be used afterwards."""
-    for segment in log.segments:
-        if segment._fd >= 0:
-            os.close(segment._fd)
-            segment._fd = -1
-        for index in (segment._offset_index, segment._time_index):
-            if index is not None:
-                index.close()  # closes the descriptor only (no fsync)
-    log.closed = True
+    log.close_handlers()
 
 
 def _median(values: list[float]) -> float:

@@ -170,6 +170,14 @@ class Log:
             ],
         )
 
+    def close_handlers(self) -> None:
+        """Close every file descriptor without flushing, checkpointing or marking the shutdown clean,
+        as Kafka's closeHandlers does after a disk failure; tests use it to stand for a killed process.
+        The log must not be used afterwards; the next ``open`` recovers it."""
+        for segment in self.segments:
+            segment.close_handlers()
+        self.closed = True
+
     def close(self) -> None:
         """Flush, checkpoint, close files and mark the shutdown clean (next open skips recovery)."""
         if self.closed:

@@ -209,6 +209,10 @@ class MemoryLog:
     def close(self) -> None:
         self.closed = True
 
+    def close_handlers(self) -> None:
+        """As ``Log.close_handlers``; nothing to release in memory."""
+        self.closed = True
+
     def delete(self) -> None:
         self.segments = [MemorySegment(self.log_end_offset, self.clock())]
         self.closed = True

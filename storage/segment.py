@@ -252,6 +252,15 @@ class Segment:
         self._bytes_since_index = self.size - last_pos if len(index) else self.size
         return removed
 
+    def close_handlers(self) -> None:
+        """Close the file descriptors without flushing anything (a disk failure, or a test's crash)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        for index in (self._offset_index, self._time_index):
+            if index is not None:
+                index.close()
+
     def close(self) -> None:
         if self._fd >= 0:
             self.flush()

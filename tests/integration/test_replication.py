@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import signal
 
-import pytest
-
 from _cluster import Cluster, wait_until
 from kbroker.actors.names import REPLICA_MANAGER
-from kbroker.errors import InvalidRequestError, NotLeaderError
+from kbroker.errors import NotLeaderError
 from kbroker.storage.records import BatchBuilder, decode_batches
 from kbroker.transport.messages_admin import CreatableTopic, CreateTopics, CreateTopicsResponse
 from kbroker.transport.messages_client import (
@@ -39,10 +37,7 @@ RECORDS = 50
 
 def _create_topic(cluster: Cluster) -> None:
     admin = cluster.connection(timeout=10)
-    try:
-        reply = admin.request(CreateTopics((CreatableTopic(TOPIC, PARTITIONS, 3, ()),), 10_000, False), timeout=10)
-    except InvalidRequestError as exc:
-        pytest.skip(f"the controller does not create topics yet: {exc.message}")
+    reply = admin.request(CreateTopics((CreatableTopic(TOPIC, PARTITIONS, 3, ()),), 10_000, False), timeout=10)
     assert isinstance(reply, CreateTopicsResponse), reply
     assert reply.topics[0].error_code == 0, reply
 

@@ -52,14 +52,7 @@ def open_log(directory: Path, **overrides) -> Log:
 
 def abandon(log: Log) -> None:
     """Drop ``log`` as a killed process would: descriptors closed, nothing flushed or checkpointed."""
-    for segment in log.segments:
-        if segment._fd >= 0:
-            os.close(segment._fd)
-            segment._fd = -1
-        for index in (segment._offset_index, segment._time_index):
-            if index is not None:
-                index.close()
-    log.closed = True
+    log.close_handlers()
 
 
 def batch_bytes(first: int, count: int, *, keys: int | None = None, compression: str | None = None) -> bytes:

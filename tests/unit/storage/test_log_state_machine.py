@@ -64,14 +64,7 @@ def _as_tuple(record: LogRecord | ModelRecord) -> tuple:
 
 def abandon(log: Log) -> None:
     """Drop ``log`` as a killed process would: close its descriptors, flush and checkpoint nothing."""
-    for segment in log.segments:
-        if segment._fd >= 0:
-            os.close(segment._fd)
-            segment._fd = -1
-        for index in (segment._offset_index, segment._time_index):
-            if index is not None:
-                index.close()
-    log.closed = True
+    log.close_handlers()
 
 
 def surviving_end(path: Path, base_offset: int, cut_at: int) -> tuple[int, int]:
