@@ -264,19 +264,10 @@ class Segment:
     def close(self) -> None:
         if self._fd >= 0:
             self.flush()
-            os.close(self._fd)
-            self._fd = -1
-        for index in (self._offset_index, self._time_index):
-            if index is not None:
-                index.close()
+        self.close_handlers()
 
     def delete(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        for index in (self._offset_index, self._time_index):
-            if index is not None:
-                index.close()
+        self.close_handlers()
         for suffix in (LOG_SUFFIX, ".index", ".timeindex"):
             segment_path(self.directory, self.base_offset, suffix).unlink(missing_ok=True)
 

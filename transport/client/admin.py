@@ -32,7 +32,8 @@ from kbroker.errors import (
     UnknownError,
     error_for_code,
 )
-from kbroker.transport.client.types import BOOTSTRAP_ENV, PartitionInfo, TopicInfo, WorkerInfo, normalize_bootstrap
+from kbroker.transport.client.common import reject_curve_keys, resolve_bootstrap
+from kbroker.transport.client.types import PartitionInfo, TopicInfo, WorkerInfo
 from kbroker.transport.connection import Connection
 from kbroker.transport.messages_admin import (
     AlterConfigs,
@@ -111,16 +112,10 @@ class Admin:
         curve_secret_key: str | os.PathLike[str] | None = None,
         curve_server_key: str | os.PathLike[str] | None = None,
     ) -> None:
-        if curve_secret_key is not None or curve_server_key is not None:
-            raise InvalidConfigError(
-                "CURVE keys are not supported by this kbroker version yet (the broker has no "
-                "--curve-secret-key); leave curve_secret_key and curve_server_key unset"
-            )
+        reject_curve_keys(curve_secret_key, curve_server_key)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if bootstrap is None:
-            bootstrap = os.environ.get(BOOTSTRAP_ENV) or None
-        self.bootstrap = normalize_bootstrap(bootstrap)
+        self.bootstrap = resolve_bootstrap(bootstrap)
         self.timeout = float(timeout)
         self._lock = threading.Lock()
         self._connection: Connection | None = Connection(self.bootstrap, timeout=self.timeout)

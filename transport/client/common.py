@@ -32,7 +32,7 @@ def resolve_bootstrap(bootstrap: str | None) -> str:
 
 
 def reject_curve_keys(curve_secret_key: object, curve_server_key: object) -> None:
-    """CURVE is reserved for a later version: only None is accepted (as ``Admin`` does)."""
+    """CURVE is reserved for a later version: only None is accepted (Admin, Producer, Consumer)."""
     if curve_secret_key is not None or curve_server_key is not None:
         raise InvalidConfigError(
             "CURVE keys are not supported by this kbroker version yet (the broker has no "
