@@ -13,8 +13,16 @@ Two ways to use it:
   Do not mix the two styles on one connection: ``request`` discards replies it was not waiting for.
 - ``Produce`` with ``acks=0`` gets no reply at all: use ``send`` for it, never ``request``.
 
-Not thread-safe: a connection belongs to one thread. A down or unreachable broker (or one that
-rejects this client's CURVE keys, which ZeroMQ does silently) shows as ``RequestTimedOutError``.
+Link state: a ZeroMQ socket monitor reports the TCP link (``link``: "connecting", "up",
+"down"). A broker process that dies closes its sockets, so the link goes down at once: a request
+waiting for its reply then fails with ``BrokerUnavailableError`` (retriable) instead of waiting
+out its timeout (a ROUTER drops replies for a peer whose link went away, so none can come), and a
+send to an endpoint whose link is down (refused, or lost and not back) fails the same way at once.
+Pollers watch ``monitor`` beside the socket and call ``update_link()`` when it is readable.
+
+Not thread-safe: a connection belongs to one thread. An unreachable broker that neither refuses
+nor closes (a hung process, a dropped network, or one that rejects this client's CURVE keys,
+which ZeroMQ does silently) shows as ``RequestTimedOutError``.
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ from typing import Callable
 
 import zmq
 
-from kbroker.errors import InvalidRequestError, RequestTimedOutError, UnknownError, error_for_code
+from zmq.utils.monitor import parse_monitor_message
+
+from kbroker.errors import BrokerUnavailableError, InvalidRequestError, RequestTimedOutError, UnknownError, error_for_code
 from kbroker.transport.codec import decode, encode
 from kbroker.transport.messages_client import ErrorResponse
 from kbroker.transport.schema import Message
@@ -34,6 +44,9 @@ from kbroker.transport.schema import Message
 __all__ = ["Connection", "normalize_endpoint"]
 
 SocketSetup = Callable[[zmq.Socket, str], None]
+
+_UP_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED
+_DOWN_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
 
 
 def normalize_endpoint(address: str) -> str:
@@ -67,6 +80,8 @@ class Connection:
         self._max_header_bytes = max_header_bytes
         self._ids = itertools.count(1)
         self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        self.link = "connecting"  # "up" after a handshake, "down" after a disconnect or a refused connect
         self._connect()
 
     def __enter__(self) -> Connection:
@@ -91,11 +106,40 @@ class Connection:
             sock.setsockopt(zmq.IMMEDIATE, 1)  # a send waits for a live connection, then times out
             if self._socket_setup is not None:
                 self._socket_setup(sock, "dealer")
-            sock.connect(self.endpoint)
+            monitor = sock.get_monitor_socket(_UP_EVENTS | _DOWN_EVENTS)
         except BaseException:
             sock.close(linger=0)
             raise
-        self._socket = sock
+        try:
+            sock.connect(self.endpoint)
+        except BaseException:
+            _close(sock, monitor)
+            raise
+        self._socket, self._monitor, self.link = sock, monitor, "connecting"
+
+    @property
+    def monitor(self) -> zmq.Socket | None:
+        """The link-event socket to poll (POLLIN) beside ``socket``; None once closed."""
+        return self._monitor
+
+    def update_link(self) -> bool:
+        """Read the pending link events; True if the link went down since the last call."""
+        went_down = False
+        monitor = self._monitor
+        while monitor is not None and monitor.poll(0, zmq.POLLIN):
+            event = parse_monitor_message(monitor.recv_multipart())["event"]
+            if event & _UP_EVENTS:
+                self.link = "up"
+            elif event & _DOWN_EVENTS:  # a lost link, or a connect refused
+                went_down = went_down or event == zmq.EVENT_DISCONNECTED
+                self.link = "down"
+        return went_down
+
+    def _unreachable(self, what: str) -> BrokerUnavailableError:
+        return BrokerUnavailableError(
+            f"{what}: the connection to {self.endpoint} is down (refused or lost); "
+            "check that kbroker is running and the address is right"
+        )
 
     def _live_socket(self) -> zmq.Socket:
         if self._socket is None:
@@ -104,15 +148,13 @@ class Connection:
 
     def reconnect(self) -> None:
         """Replace the socket: drops whatever was queued or in flight on the old one."""
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+        self.close()
         self._connect()
 
     def close(self) -> None:
         if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+            _close(self._socket, self._monitor)
+            self._socket = self._monitor = None
 
     def send(self, message: Message, *, to: str | None = None, timeout: float | None = None) -> int:
         """Queue ``message`` for sending; returns its correlation id. Waits at most ``timeout``."""
@@ -120,23 +162,51 @@ class Connection:
         correlation_id = next(self._ids)
         frames = encode(message, correlation_id, to)
         wait = self.timeout if timeout is None else timeout
+        self.update_link()  # events from before this request are not about it
         try:
             sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            return correlation_id
         except zmq.Again:
-            if not sock.poll(_ms(wait), zmq.POLLOUT):
-                raise RequestTimedOutError(
-                    f"could not send {type(message).__name__} to {self.endpoint} within {wait:g}s; "
-                    "is the broker running and reachable?"
-                ) from None
-            sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
-        return correlation_id
+            pass
+        deadline = time.monotonic() + wait
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLOUT)
+        poller.register(self._monitor, zmq.POLLIN)
+        while True:
+            if self.link == "down":
+                raise self._unreachable(f"could not send {type(message).__name__}")
+            remaining = deadline - time.monotonic()
+            events = dict(poller.poll(_ms(remaining))) if remaining > 0 else {}
+            if sock in events:
+                sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                return correlation_id
+            if self._monitor in events:
+                self.update_link()
+                continue
+            raise RequestTimedOutError(
+                f"could not send {type(message).__name__} to {self.endpoint} within {wait:g}s; "
+                "is the broker running and reachable?"
+            )
 
     def receive(self, timeout: float | None = None) -> tuple[int, Message]:
         """The next reply as ``(correlation_id, message)``; ``RequestTimedOutError`` if none comes."""
         sock = self._live_socket()
         wait = self.timeout if timeout is None else timeout
-        if not sock.poll(_ms(wait), zmq.POLLIN):
-            raise RequestTimedOutError(f"no reply from {self.endpoint} within {wait:g}s")
+        if not sock.poll(0, zmq.POLLIN):
+            deadline = time.monotonic() + wait
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(self._monitor, zmq.POLLIN)
+            while True:
+                remaining = deadline - time.monotonic()
+                events = dict(poller.poll(_ms(remaining))) if remaining > 0 else {}
+                if sock in events:
+                    break
+                if self._monitor in events:
+                    if self.update_link():
+                        raise self._unreachable("no reply will come")
+                    continue
+                raise RequestTimedOutError(f"no reply from {self.endpoint} within {wait:g}s")
         frames = sock.recv_multipart(copy=False)
         try:
             decoded = decode(frames, max_header_bytes=self._max_header_bytes)
@@ -155,6 +225,9 @@ class Connection:
                 if remaining <= 0:
                     raise RequestTimedOutError()
                 got, reply = self.receive(remaining)
+            except BrokerUnavailableError as exc:
+                self.reconnect()
+                raise BrokerUnavailableError(f"{type(message).__name__} lost: {exc.message}") from None
             except RequestTimedOutError:
                 self.reconnect()
                 raise RequestTimedOutError(
@@ -166,6 +239,16 @@ class Connection:
             if isinstance(reply, ErrorResponse):
                 raise error_for_code(reply.code, reply.message)
             return reply
+
+
+def _close(sock: zmq.Socket, monitor: zmq.Socket | None) -> None:
+    if monitor is not None:
+        try:
+            sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        monitor.close(linger=0)
+    sock.close(linger=0)
 
 
 def _ms(seconds: float) -> int:

@@ -2,7 +2,9 @@
 bootstrap resolution, the CURVE placeholder check, setting checks, a connection pool keyed by
 endpoint, and a wake-up signal a poll loop can wait on beside its sockets.
 
-    ConnectionPool: endpoint -> Connection (DEALER), created on first use, replaced on timeout
+    ConnectionPool: endpoint -> Connection (DEALER), created on first use, replaced on timeout;
+                    its poll also watches every connection's link monitor, and ``take_lost()``
+                    names the endpoints whose link went down (the broker died: replies lost)
     WakeSignal:     any thread calls set(); the owning loop polls fileno() with its sockets
 
 Not thread-safe except ``WakeSignal.set``: a pool and its connections belong to one thread (the
@@ -60,6 +62,7 @@ class ConnectionPool:
         self._timeout = timeout
         self._context = context
         self._connections: dict[str, Connection] = {}
+        self._lost: set[str] = set()
 
     def get(self, endpoint: str) -> Connection:
         conn = self._connections.get(endpoint)
@@ -80,19 +83,33 @@ class ConnectionPool:
         """Wait up to ``timeout_s`` for a reply on any connection (or ``wake``); returns the readable ones."""
         poller = zmq.Poller()
         by_socket = {}
+        by_monitor = {}
         for endpoint, conn in self._connections.items():
             if conn.closed:
                 continue
             sock = conn._live_socket()
             poller.register(sock, zmq.POLLIN)
             by_socket[sock] = (endpoint, conn)
+            if conn.monitor is not None:
+                poller.register(conn.monitor, zmq.POLLIN)
+                by_monitor[conn.monitor] = (endpoint, conn)
         if wake is not None:
             poller.register(wake.fileno(), zmq.POLLIN)
         events = poller.poll(max(0, int(timeout_s * 1000 + 0.999)))
         ready = [by_socket[s] for s, _ in events if s in by_socket]
+        for s, _ in events:
+            if s in by_monitor:
+                endpoint, conn = by_monitor[s]
+                if conn.update_link():
+                    self._lost.add(endpoint)
         if wake is not None:
             wake.clear()
         return ready
+
+    def take_lost(self) -> set[str]:
+        """Endpoints whose link went down since the last call (read their replies first)."""
+        lost, self._lost = self._lost, set()
+        return lost
 
     def close(self) -> None:
         for conn in self._connections.values():

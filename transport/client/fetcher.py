@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from kbroker.errors import (
+    BrokerUnavailableError,
     InvalidConfigError,
     KBrokerError,
     OffsetOutOfRangeError,
@@ -194,6 +195,7 @@ class Fetcher:
                 wait = min(wait, self._s.retry_backoff_s)  # nothing to wait for: metadata/backoff
             for endpoint, conn in self._pool.poll(max(0.0, wait), self._wake):  # at least one look, even at 0
                 self._read_replies(endpoint, conn)
+            self._drop_lost()
             self._expire(self._clock())
             records = self._take(max_records)
             if records or stop() or self._clock() >= deadline:
@@ -321,6 +323,9 @@ class Fetcher:
                 got, reply = conn.receive(remaining)
             except RequestTimedOutError:
                 continue
+            except BrokerUnavailableError:
+                self._connection_lost(endpoint, conn)
+                raise
             if got == cid:
                 if isinstance(reply, ErrorResponse):
                     raise error_for_code(reply.code, reply.message)
@@ -359,7 +364,7 @@ class Fetcher:
             conn = self._pool.get(endpoint)
             try:
                 cid = conn.send(request, timeout=self._s.request_timeout_s)
-            except RequestTimedOutError:
+            except (RequestTimedOutError, BrokerUnavailableError):
                 self._connection_lost(endpoint, conn)
                 continue
             deadline = now + self._s.fetch_max_wait_ms / 1000 + self._s.request_timeout_s + _REPLY_GRACE_S
@@ -438,6 +443,13 @@ class Fetcher:
         """Wait ``seconds``, or less if woken (``close()``); replies that arrive meanwhile are handled."""
         for endpoint, conn in self._pool.poll(seconds, self._wake):
             self._read_replies(endpoint, conn)
+        self._drop_lost()
+
+    def _drop_lost(self) -> None:
+        """Fetches to a worker whose link went down will never be answered: fetch again elsewhere."""
+        for endpoint in self._pool.take_lost():
+            if endpoint in self._busy or any(key[0] == endpoint for key in self._in_flight):
+                self._connection_lost(endpoint, self._pool.get(endpoint))
 
     def close(self) -> None:
         self._in_flight.clear()

@@ -15,6 +15,9 @@ from ``Drained.next_check_s``, the metadata schedule, the earliest request deadl
   every other request on that connection, whose socket is replaced (replies to abandoned requests
   must not be mistaken for later ones); the accumulator retries them in order and idempotence
   keeps a batch that did arrive from being written twice.
+- A connection whose link goes down (the broker process died) fails its requests at once with
+  ``BrokerUnavailableError`` the same way, without waiting for their deadline; so does a send to
+  an endpoint that refuses connections.
 - Errors in answers go to the metadata cache (``observe_error``): NotLeader & co. refresh it.
 
 The metadata cache is written only under ``meta_lock`` (shared with ``Producer.send``, which
@@ -30,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from kbroker.errors import KBrokerError, RequestTimedOutError, UnknownError, error_for_code
+from kbroker.errors import BrokerUnavailableError, KBrokerError, RequestTimedOutError, UnknownError, error_for_code
 from kbroker.transport.client.accumulator import Accumulator, produce_request
 from kbroker.transport.client.common import ConnectionPool, WakeSignal
 from kbroker.transport.client.metadata_cache import MetadataCache
@@ -155,6 +158,10 @@ class Sender:
         ready = self._pool.poll(self._wait_s(drained.next_check_s, drained.producer_id_needed), self._wake)
         for endpoint, conn in ready:
             self._read_replies(endpoint, conn)
+        for endpoint in self._pool.take_lost():
+            if any(key[0] == endpoint for key in self._in_flight):
+                conn = self._pool.get(endpoint)
+                self._connection_lost(endpoint, conn, BrokerUnavailableError(f"the connection to {endpoint} went down: its requests are lost"))
         self._expire(self._clock())
 
     def _wait_s(self, next_check: float | None, pid_needed: bool) -> float:
@@ -176,7 +183,7 @@ class Sender:
         conn = self._pool.get(endpoint)
         try:
             cid = conn.send(message, timeout=self._timeout_s)
-        except RequestTimedOutError as exc:
+        except (RequestTimedOutError, BrokerUnavailableError) as exc:
             self._fail(flight, exc, self._clock())
             self._connection_lost(endpoint, conn, exc)
             return False
@@ -205,7 +212,7 @@ class Sender:
             conn = self._pool.get(endpoint)
             try:
                 conn.send(request, timeout=self._timeout_s)
-            except RequestTimedOutError as exc:
+            except (RequestTimedOutError, BrokerUnavailableError) as exc:
                 self._acc.fail_request(batches, exc, now)
                 self._connection_lost(endpoint, conn, exc)
                 return

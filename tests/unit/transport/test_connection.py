@@ -10,7 +10,8 @@ import pytest
 import zmq
 
 from _transport_helpers import Inbox
-from kbroker.errors import NotLeaderError, RequestTimedOutError, UnknownError
+from kbroker.errors import BrokerUnavailableError, NotLeaderError, RequestTimedOutError, UnknownError
+from kbroker.transport.client.common import ConnectionPool
 from kbroker.transport.connection import Connection, normalize_endpoint
 from kbroker.transport.envelope import Envelope
 from kbroker.transport.io_thread import IOThread
@@ -107,13 +108,84 @@ def test_timeout_reconnects_and_late_replies_are_not_confused(make_io: MakeIO) -
         assert conn.request(DescribeCluster(), to="slow") == CLUSTER
 
 
-def test_broker_down_is_a_timeout() -> None:
+def test_broker_down_is_unavailable_at_once() -> None:
+    """A refused connection fails the request at once (retriable), long before its timeout."""
     probe = zmq.Context.instance().socket(zmq.ROUTER)
     port = probe.bind_to_random_port("tcp://127.0.0.1")
     probe.close(linger=0)
-    with Connection(f"127.0.0.1:{port}", timeout=0.2) as conn:
-        with pytest.raises(RequestTimedOutError, match=f"127.0.0.1:{port}"):
+    with Connection(f"127.0.0.1:{port}", timeout=20) as conn:
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailableError, match=f"127.0.0.1:{port}.*is down") as raised:
             conn.request(DescribeCluster())
+        assert time.monotonic() - started < 10 and raised.value.retriable
+        assert conn.link == "down"
+
+
+def test_silent_broker_is_a_timeout() -> None:
+    """A broker that accepts the connection but never answers (hung) shows as a timeout."""
+    silent = zmq.Context.instance().socket(zmq.ROUTER)
+    silent.setsockopt(zmq.LINGER, 0)
+    port = silent.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        with Connection(f"127.0.0.1:{port}", timeout=0.3) as conn:
+            with pytest.raises(RequestTimedOutError, match=f"127.0.0.1:{port}"):
+                conn.request(DescribeCluster())
+            assert conn.link != "down"  # replaced after the timeout: connecting again, not refused
+    finally:
+        silent.close(linger=0)
+
+
+def test_a_link_lost_while_waiting_fails_the_request_at_once() -> None:
+    """The broker process dies with the request in flight: no reply can come, so none is waited for."""
+    ctx = zmq.Context.instance()
+    doomed = ctx.socket(zmq.ROUTER)
+    doomed.setsockopt(zmq.LINGER, 0)
+    port = doomed.bind_to_random_port("tcp://127.0.0.1")
+    received = threading.Event()
+
+    def take_request_then_die() -> None:
+        if doomed.poll(5000):
+            doomed.recv_multipart()
+            received.set()
+        doomed.close(linger=0)  # what a SIGKILLed process's kernel does to its sockets
+
+    killer = threading.Thread(target=take_request_then_die)
+    killer.start()
+    try:
+        with Connection(f"tcp://127.0.0.1:{port}", timeout=20) as conn:
+            started = time.monotonic()
+            with pytest.raises(BrokerUnavailableError, match="DescribeCluster lost"):
+                conn.request(DescribeCluster())
+            assert received.is_set() and time.monotonic() - started < 10
+            with pytest.raises(BrokerUnavailableError):  # and a new request fails at once too
+                conn.request(DescribeCluster())
+    finally:
+        killer.join(10)
+
+
+def test_the_pool_names_connections_whose_link_went_down() -> None:
+    ctx = zmq.Context.instance()
+    peer = ctx.socket(zmq.ROUTER)
+    peer.setsockopt(zmq.LINGER, 0)
+    port = peer.bind_to_random_port("tcp://127.0.0.1")
+    endpoint = f"tcp://127.0.0.1:{port}"
+    pool = ConnectionPool(timeout=5)
+    try:
+        conn = pool.get(endpoint)
+        conn.send(DescribeCluster())
+        assert peer.poll(5000)  # delivered: the link is up
+        deadline = time.monotonic() + 10
+        while conn.link != "up" and time.monotonic() < deadline:
+            pool.poll(0.05)
+        assert conn.link == "up" and pool.take_lost() == set()
+        peer.close(linger=0)
+        while endpoint not in (lost := pool.take_lost()) and time.monotonic() < deadline:
+            pool.poll(0.05)
+        assert lost == {endpoint} and conn.link == "down"
+        assert pool.take_lost() == set()  # reported once
+    finally:
+        pool.close()
+        peer.close(linger=0)
 
 
 def test_malformed_reply_is_reported() -> None:
