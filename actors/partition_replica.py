@@ -37,6 +37,7 @@ from typing import Any, Callable, ClassVar
 
 import pykka
 
+from kbroker.actors.lease import Lease
 from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import CONTROLLER, replica_actor_name
 from kbroker.actors.replica_requests import (
@@ -46,7 +47,7 @@ from kbroker.actors.replica_requests import (
 from kbroker.actors.replica_outbox import FetchResult, Outbox, ProduceResult
 from kbroker.actors.replica_state import ReplicaState
 from kbroker.actors.ticker import Ticker
-from kbroker.errors import KBrokerError, RequestTimedOutError, UnknownError
+from kbroker.errors import KBrokerError, NotLeaderError, RequestTimedOutError, UnknownError
 from kbroker.transport.envelope import Address, Envelope
 from kbroker.transport.io_thread import IOThread
 from kbroker.transport.messages_client import ListOffsetsPartitionResponse
@@ -115,8 +116,10 @@ class PartitionReplica(pykka.ThreadingActor):
         retention_check_interval_ms: int = 300_000,
         ask_timeout_s: float = 5.0,
         clock: Callable[[], int] = wall_clock_ms,
+        lease: Lease | None = None,
     ) -> None:
         super().__init__()
+        self._lease = lease  # the worker's: no produce accepted while it has lapsed (actors/lease.py)
         self.core = core
         self._io = io
         self._cache = cache
@@ -294,6 +297,8 @@ class PartitionReplica(pykka.ThreadingActor):
     def _on_produce(self, part: ProducePart, now: int) -> None:
         if self._closed:
             out = Outbox(produce_results=[ProduceResult(part.key, part.acks, error=_gone(self._name))])
+        elif self._lease is not None and not self._lease.valid():
+            out = Outbox(produce_results=[ProduceResult(part.key, part.acks, error=_lapsed(self._name))])
         else:
             out = self.core.append_produce(part.records, part.acks, now, part.key, part.timeout_ms)
         _tell(part.key, PartAppended(part.key))
@@ -411,10 +416,15 @@ def _tell(key: PartKey, message: object) -> None:
 
 
 def _gone(name: str) -> KBrokerError:
-    from kbroker.errors import NotLeaderError
-
     return NotLeaderError(f"{name} is stopping on this worker; refresh metadata and retry")
 
 
 def controller_address(bootstrap: str | None) -> Address | None:
     return None if bootstrap is None else Address(bootstrap, CONTROLLER)
+
+
+def _lapsed(name: str) -> KBrokerError:
+    return NotLeaderError(
+        f"{name}: this worker has not heard from the controller within its session timeout and may "
+        "have been fenced; refresh metadata and retry"
+    )

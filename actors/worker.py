@@ -47,6 +47,7 @@ import pykka
 from kbroker.actors.controller import CONTROLLER_ACTOR
 from kbroker.actors.datadir import DataDirInUseError, DirLock
 from kbroker.actors.gateway import GATEWAY_ACTOR, Gateway
+from kbroker.actors.lease import Lease
 from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import REPLICA_MANAGER
 from kbroker.actors.replica_manager import ReplicaDirectory, ReplicaManager
@@ -102,6 +103,7 @@ _TICK = _Tick()
 class _Answer:
     request: RegisterWorker | WorkerHeartbeat
     future: Future[Message]  # done: the reply, or the request's KBrokerError
+    sent_at: float = 0.0  # the link's clock when the request went out (renews the lease)
 
 
 class ControllerLink(pykka.ThreadingActor):
@@ -127,6 +129,7 @@ class ControllerLink(pykka.ThreadingActor):
         on_lost: Callable[[str], None],
         metadata_version: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.monotonic,
+        lease: Lease | None = None,
     ) -> None:
         super().__init__()
         self._io = io
@@ -140,6 +143,7 @@ class ControllerLink(pykka.ThreadingActor):
         self._on_lost = on_lost
         self._metadata_version = metadata_version  # the worker MetadataCache version (none applied yet: 0)
         self._clock = clock
+        self._lease = lease  # renewed by every answered heartbeat; see actors/lease.py
         self._registered = False
         self._in_flight = False
         self._lost = False
@@ -168,12 +172,13 @@ class ControllerLink(pykka.ThreadingActor):
 
     def _send(self, request: RegisterWorker | WorkerHeartbeat) -> None:
         self._in_flight = True
+        sent_at = self._clock()
         future = self._io.ask(self._controller, request, self._request_timeout)
         ref = self.actor_ref
 
         def deliver(done: Future[Message]) -> None:  # runs in the I/O thread: only a tell
             try:
-                ref.tell(_Answer(request, done))
+                ref.tell(_Answer(request, done, sent_at))
             except pykka.ActorDeadError:
                 pass
 
@@ -199,6 +204,11 @@ class ControllerLink(pykka.ThreadingActor):
         if self._failing_since is not None:
             log.info("controller answers again")
             self._failing_since = None
+        if self._lease is not None:
+            if getattr(reply, "error_code", 0) == 0:
+                self._lease.renew(answer.sent_at)
+            else:
+                self._lease.revoke()
         if isinstance(reply, RegisterWorkerResponse):
             self._on_registered(reply)
         elif isinstance(reply, WorkerHeartbeatResponse):
@@ -272,6 +282,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         endpoint = io.start()
         controller = Address(config.controller_endpoint, CONTROLLER_ACTOR)
         cache, replicas = MetadataCache(), ReplicaDirectory()
+        lease = Lease.for_session(config.controller_timeout)
         manager = ReplicaManager.start(
             io=io,
             worker_id=config.worker_id,
@@ -280,6 +291,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
             directory=replicas,
             controller=controller,
             retention_check_interval_ms=config.retention_check_interval_ms,
+            replica_kwargs={"lease": lease},
         )
         io.register(REPLICA_MANAGER, manager, accepts=ReplicaManager.ACCEPTS)
         gateway = Gateway.start(worker_id=config.worker_id, cache=cache, directory=replicas)
@@ -294,6 +306,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
             controller_timeout=config.controller_timeout,
             on_lost=shutdown.request,
             metadata_version=lambda: cache.version,
+            lease=lease,
         )
         log.info("worker %d listening on %s (pid %d, data %s)", config.worker_id, endpoint, os.getpid(), directory)
         reason, code = _wait_for_exit(shutdown)

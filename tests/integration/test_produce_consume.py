@@ -156,7 +156,7 @@ def test_leader_killed_mid_stream_records_arrive_once_in_order(cluster: Cluster)
         victim = admin.describe_topic("failover").partitions[0].leader
     pid = cluster.alive_pids()[victim]
     count = 20_000
-    with Producer(cluster.bootstrap, request_timeout_ms=3000) as producer:
+    with Producer(cluster.bootstrap) as producer:  # default request_timeout_ms (30 s): failover must not wait for it
         futures = []
         for i in range(count):
             futures.append(producer.send("failover", b"%d" % i, key=b"k%d" % (i % 100)))
@@ -187,7 +187,7 @@ def test_leader_killed_while_consuming_no_skip_no_repeat(cluster: Cluster) -> No
         victim = admin.describe_topic("readover").partitions[0].leader
     pid = cluster.alive_pids()[victim]
     records: list = []
-    with Consumer(cluster.bootstrap, request_timeout_ms=2000, max_poll_records=100, max_partition_fetch_bytes=4096) as consumer:
+    with Consumer(cluster.bootstrap, max_poll_records=100, max_partition_fetch_bytes=4096) as consumer:  # default timeouts
         consumer.assign([TopicPartition("readover", p) for p in range(PARTITIONS)])
         deadline = time.monotonic() + 30
         killed = False

@@ -60,6 +60,7 @@ __all__ = ["Fetcher", "FetchSettings", "RESET_POLICIES"]
 
 RESET_POLICIES = {"earliest": EARLIEST_TIMESTAMP, "latest": LATEST_TIMESTAMP, "none": None}
 _REPLY_GRACE_S = 1.0
+_STALL_S = 1.0  # beyond max_wait_ms: refresh metadata in case the worker was fenced while hung
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class _PartitionState:
 class _FetchInFlight:
     deadline: float
     offsets: dict[TopicPartition, int]
+    stalled_at: float = float("inf")  # past the long poll's max_wait + _STALL_S: is its worker still there?
 
 
 class Fetcher:
@@ -163,6 +165,10 @@ class Fetcher:
             self.idle(min(self._s.retry_backoff_s, max(0.0, deadline - self._clock())))
         return state.position
 
+    def positions(self) -> dict[TopicPartition, int]:
+        """The known positions of the assigned partitions (those not reset yet are left out); no I/O."""
+        return {tp: state.position for tp, state in self._parts.items() if state.position is not None}
+
     def highwater(self, tp: TopicPartition) -> int | None:
         """The high watermark the last fetch answer for ``tp`` reported (None: no answer yet)."""
         return self._state(tp).high_watermark
@@ -190,13 +196,14 @@ class Fetcher:
             self._send_fetches(now)
             wait = max(0.0, deadline - now)
             if self._in_flight:
-                wait = min(wait, min(f.deadline for f in self._in_flight.values()) - now)
+                wait = min(wait, min(min(f.deadline, f.stalled_at) for f in self._in_flight.values()) - now)
             else:
                 wait = min(wait, self._s.retry_backoff_s)  # nothing to wait for: metadata/backoff
             for endpoint, conn in self._pool.poll(max(0.0, wait), self._wake):  # at least one look, even at 0
                 self._read_replies(endpoint, conn)
             self._drop_lost()
             self._expire(self._clock())
+            self._check_stalled(self._clock())
             records = self._take(max_records)
             if records or stop() or self._clock() >= deadline:
                 return records
@@ -234,6 +241,7 @@ class Fetcher:
             self._cache.failed_update(self._clock())
             raise UnknownError(f"expected MetadataResponse from {self._bootstrap}, got {type(reply).__name__}")
         self._cache.update(reply, self._clock())
+        self._drop_departed()
 
     def _refresh_metadata(self, now: float, deadline: float) -> None:
         if not self._cache.needs_update(now):
@@ -368,7 +376,8 @@ class Fetcher:
                 self._connection_lost(endpoint, conn)
                 continue
             deadline = now + self._s.fetch_max_wait_ms / 1000 + self._s.request_timeout_s + _REPLY_GRACE_S
-            self._in_flight[(endpoint, cid)] = _FetchInFlight(deadline, dict(items))
+            stalled_at = now + self._s.fetch_max_wait_ms / 1000 + _STALL_S
+            self._in_flight[(endpoint, cid)] = _FetchInFlight(deadline, dict(items), stalled_at)
             self._busy.add(endpoint)
 
     def _read_replies(self, endpoint: str, conn: Connection) -> None:
@@ -444,6 +453,23 @@ class Fetcher:
         for endpoint, conn in self._pool.poll(seconds, self._wake):
             self._read_replies(endpoint, conn)
         self._drop_lost()
+
+    def _check_stalled(self, now: float) -> None:
+        """A fetch unanswered past its long poll: refresh metadata (once per stalled fetch) to learn
+        whether its worker was fenced while hung (its connection stays open)."""
+        stalled = [f for f in self._in_flight.values() if f.stalled_at <= now]
+        for flight in stalled:
+            flight.stalled_at = now + _STALL_S
+        if stalled:
+            self._cache.request_update()
+
+    def _drop_departed(self) -> None:
+        """Fetches in flight to a worker the controller no longer lists will not be answered."""
+        live = set(self._cache.workers.values())
+        if not live:
+            return
+        for endpoint in {e for (e, _) in self._in_flight if e not in live}:
+            self._connection_lost(endpoint, self._pool.get(endpoint))
 
     def _drop_lost(self) -> None:
         """Fetches to a worker whose link went down will never be answered: fetch again elsewhere."""

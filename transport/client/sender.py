@@ -18,6 +18,9 @@ from ``Drained.next_check_s``, the metadata schedule, the earliest request deadl
 - A connection whose link goes down (the broker process died) fails its requests at once with
   ``BrokerUnavailableError`` the same way, without waiting for their deadline; so does a send to
   an endpoint that refuses connections.
+- A produce unanswered for a second triggers a metadata refresh; requests in flight to a worker
+  that the new metadata no longer lists (fenced while hung: its connection stays open) are given
+  up the same way, so a frozen worker costs its session timeout, not ``request_timeout_ms``.
 - Errors in answers go to the metadata cache (``observe_error``): NotLeader & co. refresh it.
 
 The metadata cache is written only under ``meta_lock`` (shared with ``Producer.send``, which
@@ -53,6 +56,7 @@ __all__ = ["Sender"]
 log = logging.getLogger(__name__)
 
 _REPLY_GRACE_S = 1.0  # beyond the broker's own timeout_ms, for the reply to travel
+_STALL_S = 1.0  # a produce unanswered this long: ask whether its worker is still in the cluster
 _PID_BACKOFF_S = 0.1
 
 
@@ -61,6 +65,7 @@ class _InFlight:
     kind: str  # "produce" | "metadata" | "pid"
     deadline: float
     batches: list[ProducerBatch] | None = None
+    sent_at: float = 0.0
 
 
 class Sender:
@@ -93,6 +98,7 @@ class Sender:
         self._metadata_in_flight = False
         self._pid_in_flight = False
         self._pid_retry_at = 0.0
+        self._next_stall_check = 0.0
         self._stopping = False
         self._aborting = False
         self.fatal: KBrokerError | None = None  # set when the thread died: sends fail with it
@@ -163,6 +169,7 @@ class Sender:
                 conn = self._pool.get(endpoint)
                 self._connection_lost(endpoint, conn, BrokerUnavailableError(f"the connection to {endpoint} went down: its requests are lost"))
         self._expire(self._clock())
+        self._check_stalled(self._clock())
 
     def _wait_s(self, next_check: float | None, pid_needed: bool) -> float:
         now = self._clock()
@@ -175,6 +182,9 @@ class Sender:
             waits.append(self._pid_retry_at - now)
         if self._in_flight:
             waits.append(min(f.deadline for f in self._in_flight.values()) - now)
+            produce_sent = [f.sent_at for f in self._in_flight.values() if f.kind == "produce"]
+            if produce_sent:
+                waits.append(max(min(produce_sent) + _STALL_S, self._next_stall_check) - now)
         return max(0.0, min(waits))
 
     # --- requests out --------------------------------------------------------------------
@@ -219,7 +229,7 @@ class Sender:
             for batch in batches:
                 self._acc.complete(batch, now=now)  # no reply will come (as in Kafka)
             return
-        self._send(endpoint, request, _InFlight("produce", now + self._timeout_s + _REPLY_GRACE_S, batches))
+        self._send(endpoint, request, _InFlight("produce", now + self._timeout_s + _REPLY_GRACE_S, batches, now))
 
     # --- replies in ----------------------------------------------------------------------
 
@@ -254,6 +264,7 @@ class Sender:
             with self._meta:
                 self._cache.update(reply, now)
                 self._meta.notify_all()
+            self._drop_departed()
         elif flight.kind == "pid" and isinstance(reply, InitProducerIdResponse):
             self._pid_in_flight = False
             if reply.error_code == 0:
@@ -289,6 +300,26 @@ class Sender:
             self._connection_lost(
                 endpoint, conn, RequestTimedOutError(f"no reply from {endpoint} within {self._timeout_s:g}s (request_timeout_ms)")
             )
+
+    def _check_stalled(self, now: float) -> None:
+        """A produce unanswered for ``_STALL_S``: refresh metadata to learn whether its worker was fenced
+        (a hung process keeps its connection open, so only the controller can tell)."""
+        if now < self._next_stall_check:
+            return
+        if any(f.kind == "produce" and now - f.sent_at >= _STALL_S for f in self._in_flight.values()):
+            self._next_stall_check = now + _STALL_S
+            with self._meta:
+                self._cache.request_update()
+
+    def _drop_departed(self) -> None:
+        """Give up on requests in flight to a worker the controller no longer lists (dead or fenced)."""
+        live = set(self._cache.workers.values())
+        if not live:
+            return
+        departed = {endpoint for (endpoint, _), f in self._in_flight.items() if f.kind == "produce" and endpoint not in live}
+        for endpoint in departed:
+            error = BrokerUnavailableError(f"{endpoint} is no longer a live worker (dead or fenced by the controller)")
+            self._connection_lost(endpoint, self._pool.get(endpoint), error)
 
     def _connection_lost(self, endpoint: str, conn: Connection, error: KBrokerError) -> None:
         """Give up on everything in flight to ``endpoint`` and replace its socket."""

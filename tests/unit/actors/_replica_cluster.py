@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pykka
 import pytest
@@ -100,7 +100,7 @@ class Cluster:
     client: IOThread | None = None
     version: int = 0
 
-    def start_worker(self, worker_id: int) -> Worker:
+    def start_worker(self, worker_id: int, lease: Any = None) -> Worker:
         io = IOThread(name=f"test-io-worker-{worker_id}")
         io.start()
         cache, directory = MetadataCache(), ReplicaDirectory()
@@ -109,6 +109,7 @@ class Cluster:
             io=io, worker_id=worker_id, data_dir=data_dir, cache=cache, directory=directory, controller=None,
             settings=self.settings, log_factory=self.log_factory,
             retention_check_interval_ms=self.retention_check_interval_ms,
+            replica_kwargs=None if lease is None else {"lease": lease},
         )
         io.register(REPLICA_MANAGER, manager, accepts=ReplicaManager.ACCEPTS)
         gateway = Gateway.start(worker_id=worker_id, cache=cache, directory=directory)
