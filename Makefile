@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: start test bench-storage bench-client bench-broker clean
+.PHONY: start test soak bench bench-compare bench-storage bench-client bench-broker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,25 @@ start: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+# Minutes of load with worker kills every 20 s; prints loss/duplication and worker memory over time.
+# KBROKER_SOAK_SECONDS=600 make soak runs longer. Not part of `make test`.
+soak: $(STAMP)
+	KBROKER_SOAK=1 $(BIN)/python -m pytest tests/soak -s -p no:cacheprovider $(ARGS)
+
+# `make bench ARGS="produce --records 1000000"` (default: `all`); `make bench-compare` runs the
+# issue's workloads against Redis Streams (needs Debian's redis-server: apt-get install redis-server).
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/kbroker bench $(if $(ARGS),$(ARGS),all)
+
+bench-compare: $(BENCH_STAMP)
+	$(BIN)/kbroker bench compare $(ARGS)
 
 bench-storage: $(STAMP)
 	$(BIN)/python -m kbroker.storage.bench $(ARGS)

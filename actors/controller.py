@@ -47,10 +47,12 @@ from typing import Any, Callable, ClassVar, Protocol
 import pykka
 
 from kbroker.actors import controller_requests as requests
+from kbroker.actors.acls import AclGuard
+from kbroker.actors.controller_acls import AclStore
 from kbroker.actors.controller_changes import Changes
 from kbroker.actors.controller_describe import OffsetGathering, ReplicasDescribed
 from kbroker.actors.controller_events import ControllerEvent, ControllerFailed, WorkerDied, WorkerLost, WorkerRegistered
-from kbroker.actors.controller_model import MetadataImage
+from kbroker.actors.controller_model import MetadataImage, VersionStamp
 from kbroker.actors.controller_state import ControllerSettings, ControllerState
 from kbroker.actors.metadata_log import METADATA_LOG_CONFIG, MetadataLog
 from kbroker.actors.names import CONTROLLER, REPLICA_MANAGER
@@ -67,11 +69,14 @@ from kbroker.errors import (
 )
 from kbroker.storage.memory_log import MemoryLog
 from kbroker.transport.envelope import Address, Envelope
+from kbroker.transport.messages_acls import ACLS_ACTOR, CreateAcls, DeleteAcls, DescribeAcls
 from kbroker.transport.messages_admin import AlterConfigs, CreateTopics, DeleteTopics, DescribeCluster, DescribeTopics
 from kbroker.transport.messages_client import InitProducerId, InitProducerIdResponse, Metadata
 from kbroker.transport.messages_internal import (
     AlterIsr,
     AlterIsrResponse,
+    AlterReplicaStatus,
+    AlterReplicaStatusResponse,
     RegisterWorker,
     RegisterWorkerResponse,
     WorkerHeartbeat,
@@ -141,6 +146,7 @@ class Controller(pykka.ThreadingActor):
         RegisterWorker: "_on_register",
         WorkerHeartbeat: "_on_heartbeat",
         AlterIsr: "_on_alter_isr",
+        AlterReplicaStatus: "_on_alter_replica_status",
         DescribeCluster: "_on_describe_cluster",
         Metadata: "_on_metadata",
         CreateTopics: "_on_create_topics",
@@ -148,6 +154,9 @@ class Controller(pykka.ThreadingActor):
         AlterConfigs: "_on_alter_configs",
         DescribeTopics: "_on_describe_topics",
         InitProducerId: "_on_init_producer_id",
+        CreateAcls: "_on_acls",
+        DescribeAcls: "_on_acls",
+        DeleteAcls: "_on_acls",
     }
     ACCEPTS: ClassVar[frozenset[type[Message]]] = frozenset(_HANDLERS)
     """Message types the I/O thread delivers to this actor; anything else is refused there."""
@@ -173,8 +182,12 @@ class Controller(pykka.ThreadingActor):
         clock: Callable[[], float] = time.monotonic,
         wall_clock_ms: Callable[[], int] = _wall_clock_ms,
         rng: random.Random | None = None,
+        acl_guard: AclGuard | None = None,
     ) -> None:
+        """``acl_guard``: the supervisor I/O thread's guard (CURVE on), kept in step with the ACLs here."""
         super().__init__()
+        self._acl_guard = acl_guard
+        self._acls = AclStore()
         settings = settings or ControllerSettings()
         if session_timeout is not None:
             if session_timeout <= 0:
@@ -216,6 +229,9 @@ class Controller(pykka.ThreadingActor):
         image.controller_epoch = max(image.controller_epoch, self._epoch_floor - 1)
         self.state, changes = ControllerState.start(image, self.settings, rng=self._rng)
         self._apply(changes)
+        self._acls = AclStore(image.acls.values(), version=self._wall_clock_ms())
+        if self._acl_guard is not None:
+            self._acl_guard.update(self._acls.version, self._acls.bindings)
         now = self._clock()
         self._next_rebalance = now + self.rebalance_interval
         self._next_compact = now + self.compact_interval
@@ -314,6 +330,8 @@ class Controller(pykka.ThreadingActor):
             log.warning("refused a registration: %s", exc.message)
             envelope.reply(RegisterWorkerResponse(exc.code, exc.message, self.state.controller_epoch))
             return
+        if self._io is not None and self._acl_guard is not None:  # CURVE on: the ACLs reach the worker before
+            self._io.tell(Address(request.endpoint, ACLS_ACTOR), self._acls.update_message())  # any leadership
         self._apply(changes)
         envelope.reply(RegisterWorkerResponse(0, None, self.state.controller_epoch))
         self._next_rebalance = min(self._next_rebalance, self._clock() + self.rebalance_delay)
@@ -333,6 +351,24 @@ class Controller(pykka.ThreadingActor):
             endpoint = self.state.workers[request.worker_id].endpoint
             log.debug("worker %d is behind (metadata version %d): full resend", request.worker_id, request.metadata_version)
             self._io.tell(Address(endpoint, REPLICA_MANAGER), result.full_metadata)
+
+    def _on_alter_replica_status(self, envelope: Envelope) -> None:
+        request = envelope.message
+        assert isinstance(request, AlterReplicaStatus)
+        where = f"replica {request.topic}-{request.partition} on worker {request.worker_id}"
+        try:
+            changes = self.state.alter_replica_status(
+                request.worker_id, request.incarnation, request.topic, request.partition, request.offline
+            )
+        except KBrokerError as exc:
+            envelope.reply(AlterReplicaStatusResponse(exc.code, exc.message))
+            return
+        self._apply(changes)
+        if request.offline:
+            log.warning("%s is offline: its storage failed (%s)", where, request.reason or "no reason given")
+        else:
+            log.info("%s is back online", where)
+        envelope.reply(AlterReplicaStatusResponse(0, None))
 
     def _on_alter_isr(self, envelope: Envelope) -> None:
         request = envelope.message
@@ -410,6 +446,25 @@ class Controller(pykka.ThreadingActor):
         for changes in applied.changes:
             self._apply(changes)
         envelope.reply(applied.response)  # type: ignore[arg-type]
+
+    def _on_acls(self, envelope: Envelope) -> None:
+        """CreateAcls / DescribeAcls / DeleteAcls (controller_acls.py): persist, install, push, reply."""
+        result = self._acls.handle(envelope.message, self._wall_clock_ms())
+        if result.records:
+            assert self._metadata_log is not None
+            stamp = VersionStamp(self.state.metadata_version, self.state.controller_epoch)  # the batch's epoch
+            try:
+                self._metadata_log.append([*result.records, stamp], self._wall_clock_ms())
+            except Exception as exc:
+                raise MetadataWriteFailed(f"{type(exc).__name__}: {exc}") from exc
+            if self._acl_guard is not None:
+                self._acl_guard.update(self._acls.version, self._acls.bindings)
+            if self._io is not None and self._acl_guard is not None:
+                update = self._acls.update_message()
+                for worker_id in self.state.live_workers():
+                    self._io.tell(Address(self.state.workers[worker_id].endpoint, ACLS_ACTOR), update)
+            log.info("ACLs changed (%s by %s): %d entries", type(envelope.message).__name__, envelope.identity, len(self._acls.bindings))
+        envelope.reply(result.response)
 
     def _on_init_producer_id(self, envelope: Envelope) -> None:
         request = envelope.message

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias, Union
 
+from kbroker.actors.acls import AclBinding
 from kbroker.errors import CorruptRecordError
 from kbroker.transport.messages_admin import ConfigEntry
 from kbroker.transport.messages_internal import PartitionState
@@ -147,7 +148,7 @@ class Removal:
     key: str
 
 
-MetadataRecord: TypeAlias = Union[Topic, Partition, WorkerRegistration, VersionStamp, Removal]
+MetadataRecord: TypeAlias = Union[Topic, Partition, WorkerRegistration, VersionStamp, Removal, AclBinding]  # acls.py: key "acl/..." 
 
 
 @dataclass
@@ -159,6 +160,7 @@ class MetadataImage:
     topics: dict[str, Topic] = field(default_factory=dict)
     partitions: dict[TopicPartition, Partition] = field(default_factory=dict)
     workers: dict[int, WorkerRegistration] = field(default_factory=dict)
+    acls: dict[str, AclBinding] = field(default_factory=dict)  # by record key (controller_acls.py)
 
     def apply(self, record: MetadataRecord) -> None:
         """Make ``record`` the latest for its key (a ``Removal`` deletes the key)."""
@@ -171,6 +173,8 @@ class MetadataImage:
         elif isinstance(record, VersionStamp):
             self.metadata_version = max(self.metadata_version, record.metadata_version)
             self.controller_epoch = max(self.controller_epoch, record.controller_epoch)
+        elif isinstance(record, AclBinding):
+            self.acls[record.key] = record
         elif isinstance(record, Removal):
             self._remove(record.key)
         else:
@@ -185,6 +189,8 @@ class MetadataImage:
             self.partitions.pop((topic, int(number)), None)
         elif kind == "worker":
             self.workers.pop(int(rest), None)
+        elif kind == "acl":
+            self.acls.pop(key, None)
         else:
             raise CorruptRecordError(f"metadata removal for an unknown kind of key {key!r}")
 
@@ -195,6 +201,7 @@ class MetadataImage:
         for name in sorted(self.topics):
             out.append(self.topics[name])
             out.extend(self.partitions[(name, p)] for p in range(self.topics[name].partition_count))
+        out.extend(self.acls[k] for k in sorted(self.acls))
         return out
 
     def check(self) -> None:

@@ -4,7 +4,8 @@
     CreateTopics               create_topics(...)        persists + sends each Changes, replies
     DeleteTopics               delete_topics(...)        (same)
     AlterConfigs               alter_configs(...)        (same)
-    Metadata                   metadata(...)             (same; auto-created topics are Changes)
+    Metadata                   metadata(...)             (same; auto-created topics are Changes;
+                                                         __consumer_offsets is created on first ask)
     DescribeTopics             describe_plan(...)        asks each leader's replica manager, then
                                offsets_from(...)         builds the response from the state
 
@@ -23,6 +24,7 @@ from kbroker.actors.controller_changes import Changes
 from kbroker.actors.controller_model import TopicPartition
 from kbroker.actors.controller_state import ControllerState
 from kbroker.actors.controller_views import Offsets
+from kbroker.actors.group_offsets import OFFSETS_TOPIC_PARTITIONS
 from kbroker.actors.topic_names import validate_topic_name
 from kbroker.errors import InvalidConfigError, InvalidTopicError, KBrokerError
 from kbroker.transport.messages_admin import (
@@ -37,6 +39,7 @@ from kbroker.transport.messages_admin import (
     DeleteTopics,
     DeleteTopicsResponse,
 )
+from kbroker.transport.messages_groups import OFFSETS_TOPIC
 from kbroker.transport.messages_client import Metadata, MetadataResponse
 from kbroker.transport.messages_internal import DescribeReplicas, DescribeReplicasResponse, ReplicaKey
 
@@ -117,6 +120,10 @@ def metadata(state: ControllerState, request: Metadata, *, auto_create: bool) ->
     the broker (``auto_create``) and the request allow it. A creation that fails (no live worker)
     leaves the topic unknown in the response, which clients retry."""
     changes = []
+    if request.allow_auto_topic_creation and request.topics is not None and OFFSETS_TOPIC in request.topics:
+        created = create_offsets_topic(state)  # whatever auto_create says: the broker's own topic
+        if created is not None:
+            changes.append(created)
     if auto_create and request.allow_auto_topic_creation and request.topics is not None:
         for name in dict.fromkeys(request.topics):
             if name in state.topics or not _creatable(name):
@@ -127,6 +134,20 @@ def metadata(state: ControllerState, request: Metadata, *, auto_create: bool) ->
                 continue
     response: MetadataResponse = state.metadata_response(request.topics)
     return Applied(response, tuple(changes))
+
+
+def create_offsets_topic(state: ControllerState) -> Changes | None:
+    """Create ``__consumer_offsets`` (compacted, replication factor min(3, live workers)) if missing."""
+    if OFFSETS_TOPIC in state.topics:
+        return None
+    factor = min(3, len(state.live_workers()))
+    if factor < 1:
+        return None
+    config = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+    try:
+        return state.create_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, factor, config, internal=True).changes
+    except KBrokerError:
+        return None
 
 
 def _creatable(name: str) -> bool:

@@ -22,6 +22,9 @@ Invariants (besides those of controller_model and leader_election):
   (StaleMemberEpochError); only an ALIVE worker's own incarnation may heartbeat;
 - liveness is never persisted: ``start`` sees every worker DEAD and takes every leader offline
   (ISR kept), so each partition comes back when one of its in-sync replicas registers.
+- an offline replica (its worker's storage failed: ``alter_replica_status``) counts as dead for
+  its partition only: it neither leads nor stays in or joins the ISR until its worker reports it
+  back online, registers again (a new process) or dies. Not persisted either.
 Not thread-safe: owned by one actor.
 """
 
@@ -85,6 +88,7 @@ class ControllerState(TopicAdmin):
         self.partitions: dict[str, list[Partition]] = {}  # index = partition number
         self.workers: dict[int, WorkerSession] = {}
         self._configs: dict[str, TopicConfig] = {}  # effective configs, by topic
+        self.offline_replicas: set[tuple[str, int, int]] = set()  # (topic, partition, worker): storage failed
 
     @classmethod
     def start(
@@ -252,9 +256,10 @@ class ControllerState(TopicAdmin):
             raise InvalidUpdateVersionError(
                 f"{where}: partition epoch {partition_epoch} is not the current {part.partition_epoch}"
             )
-        ineligible = sorted(w for w in wanted - set(part.isr) if w not in self.workers or not self.workers[w].alive)
+        live = self._live_for(part, frozenset(self.live_workers()))
+        ineligible = sorted(w for w in wanted - set(part.isr) if w not in live)
         if ineligible:
-            raise IneligibleReplicaError(f"{where}: workers {ineligible} are not alive and cannot join the ISR")
+            raise IneligibleReplicaError(f"{where}: workers {ineligible} are not alive (or their replica is offline) and cannot join the ISR")
         cs = ChangeSet()
         if wanted != set(part.isr):
             isr = tuple(r for r in part.replicas if r in wanted)
@@ -267,7 +272,30 @@ class ControllerState(TopicAdmin):
         cs = ChangeSet()
         live = frozenset(self.live_workers())
         for part in list(self._all_partitions()):
-            self._apply(preferred(part, live), cs)
+            self._apply(preferred(part, self._live_for(part, live)), cs)
+        return self._commit(cs)
+
+    def alter_replica_status(self, worker_id: int, incarnation: int, topic: str, partition: int, offline: bool) -> Changes:
+        """A live worker's replica lost its storage (``offline``) or has it back (Kafka: offline log
+        dirs, KIP-112). Offline: it leaves the ISR, and a new leader is elected if it led. Online:
+        it may follow again and rejoin the ISR once caught up (the leader's AlterIsr)."""
+        session = self.workers.get(worker_id)
+        if session is None or not session.alive or session.incarnation != incarnation:
+            raise StaleMemberEpochError(
+                f"worker {worker_id} incarnation {incarnation} is not the live registration; register again"
+            )
+        part = self.partition(topic, partition)
+        if worker_id not in part.replicas:
+            raise InvalidRequestError(f"worker {worker_id} holds no replica of {topic}-{partition}")
+        key = (topic, partition, worker_id)
+        cs = ChangeSet()
+        if not offline:
+            self.offline_replicas.discard(key)
+            return self._commit(cs)
+        if key not in self.offline_replicas:
+            self.offline_replicas.add(key)
+            unclean = self._configs[topic].unclean_leader_election_enable
+            self._apply(reconcile(part, self._live_for(part, frozenset(self.live_workers())), unclean), cs)
         return self._commit(cs)
 
     # --- views --------------------------------------------------------------------------
@@ -292,15 +320,23 @@ class ControllerState(TopicAdmin):
         for name in sorted(self.partitions):
             yield from self.partitions[name]
 
+    def _live_for(self, part: Partition, live: frozenset[int]) -> frozenset[int]:
+        """The live workers whose replica of ``part`` is not offline."""
+        if not self.offline_replicas:
+            return live
+        return frozenset(w for w in live if (part.topic, part.partition, w) not in self.offline_replicas)
+
     def _reconcile_workers(self, worker_ids: Iterable[int], cs: ChangeSet) -> None:
         touched = set(worker_ids)
         if not touched:
             return
+        # a worker that (re)registers or dies starts over: its replicas are opened afresh
+        self.offline_replicas = {k for k in self.offline_replicas if k[2] not in touched}
         live = frozenset(self.live_workers())
         for part in list(self._all_partitions()):
             if touched.intersection(part.replicas):
                 unclean = self._configs[part.topic].unclean_leader_election_enable
-                self._apply(reconcile(part, live, unclean), cs)
+                self._apply(reconcile(part, self._live_for(part, live), unclean), cs)
 
     def _apply(self, outcome: Outcome | None, cs: ChangeSet) -> None:
         if outcome is not None:

@@ -99,6 +99,7 @@ class TopicAdmin:
         for part in self.partitions.pop(name):
             cs.put(Removal(part.key))
         del self.topics[name], self._configs[name]
+        self.offline_replicas = {k for k in self.offline_replicas if k[0] != name}
         return self._commit(cs)
 
     def alter_config(
@@ -117,7 +118,7 @@ class TopicAdmin:
         if self._configs[name].unclean_leader_election_enable:
             live = frozenset(self.live_workers())
             for part in list(self.partitions[name]):
-                self._apply(reconcile(part, live, True), cs)
+                self._apply(reconcile(part, self._live_for(part, live), True), cs)
         return ConfigAltered(overrides, self._commit(cs))
 
     def _put_topic(self: "ControllerState", topic: Topic) -> None:

@@ -19,6 +19,12 @@
   A partition error answers the whole fetch at once. ``max_bytes`` bounds the response:
   partitions past it (after the first with data) come back empty, to be fetched again.
 - ListOffsets per partition from its leader; Metadata from this worker's ``MetadataCache``.
+- DescribeWorkerStats: the gateway counts client traffic (``GatewayCounters``: produce and fetch
+  requests, record batch bytes in and out) and hands the envelope with a snapshot of its
+  counters to the ReplicaManager, which adds the replicas and answers (``worker_stats.py``).
+- Quotas (``producer_byte_rate`` / ``consumer_byte_rate`` per client id, actors/quotas.py): a
+  produce's bytes are counted when it arrives, a fetch's when its answer is built; a client over
+  its rate gets the answer later (``throttle_time_ms`` says how much), never an error.
 - A partition with no local replica: NotLeader with the leader and epoch the cache knows, or
   UnknownTopicOrPartition when the cache does not know it (auto-creation is the controller's:
   clients ask the bootstrap endpoint for metadata first). A local follower answers NotLeader itself.
@@ -42,7 +48,9 @@ from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import GATEWAY
 from kbroker.actors.replica_requests import FetchPart, ListOffsetsPart, PartAnswer, PartAppended, PartKey, ProducePart
 from kbroker.actors.replica_manager import ReplicaDirectory
-from kbroker.errors import InvalidRequestError, KBrokerError, NotLeaderError, UnknownError, UnknownTopicOrPartitionError
+from kbroker.actors.worker_stats import GatewayCounters, StatsAsk
+from kbroker.errors import InvalidRequestError, KafkaStorageError, KBrokerError, NotLeaderError, UnknownError, UnknownTopicOrPartitionError
+from kbroker.actors.quotas import ByteRateQuota, DelayedReplies
 from kbroker.transport.envelope import Envelope
 from kbroker.transport.messages_client import (
     Fetch,
@@ -59,13 +67,22 @@ from kbroker.transport.messages_client import (
     ProduceResponse,
     ProduceTopicResponse,
 )
+from kbroker.transport.messages_admin import DescribeWorkerStats
 from kbroker.transport.schema import Message
 
 __all__ = ["GATEWAY_ACTOR", "Gateway"]
 
+INT32_MAX = 2**31 - 1
+
 log = logging.getLogger(__name__)
 
 GATEWAY_ACTOR = GATEWAY
+
+
+@dataclass(frozen=True, slots=True)
+class _Throttled:
+    envelope: Envelope
+    response: Message
 
 
 @dataclass(slots=True)
@@ -81,6 +98,7 @@ class _Pending:
     fetch: Fetch | None = None
     deadline_ms: int = 0
     local: set[int] = field(default_factory=set)  # slots served by a local replica
+    throttle_ms: int = 0  # produce: the client's quota delay, decided on arrival
 
 
 class Gateway(pykka.ThreadingActor):
@@ -89,6 +107,7 @@ class Gateway(pykka.ThreadingActor):
         Fetch: "_on_fetch",
         ListOffsets: "_on_list_offsets",
         Metadata: "_on_metadata",
+        DescribeWorkerStats: "_on_describe_worker_stats",
     }
     ACCEPTS: ClassVar[frozenset[type[Message]]] = frozenset(_HANDLERS)
 
@@ -99,8 +118,17 @@ class Gateway(pykka.ThreadingActor):
         cache: MetadataCache | None = None,
         directory: ReplicaDirectory | None = None,
         clock: Callable[[], int] = lambda: time.monotonic_ns() // 1_000_000,
+        manager: pykka.ActorRef | None = None,
+        producer_byte_rate: int = 0,
+        consumer_byte_rate: int = 0,
     ) -> None:
         super().__init__()
+        self._produce_quota = ByteRateQuota(producer_byte_rate) if producer_byte_rate > 0 else None
+        self._fetch_quota = ByteRateQuota(consumer_byte_rate) if consumer_byte_rate > 0 else None
+        self._delayed = DelayedReplies(name=f"kbroker-throttle-{worker_id}") if producer_byte_rate > 0 or consumer_byte_rate > 0 else None
+        self._manager = manager  # the worker's ReplicaManager: answers DescribeWorkerStats
+        self.counters = GatewayCounters()
+        self._started_ms = clock()
         self.worker_id = worker_id
         self._cache = cache or MetadataCache()
         self._directory = directory or ReplicaDirectory()
@@ -108,7 +136,22 @@ class Gateway(pykka.ThreadingActor):
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
 
+    def on_stop(self) -> None:
+        if self._delayed is not None:
+            self._delayed.stop()
+
+    def _reply(self, envelope: Envelope, response: Message, throttle_ms: int) -> None:
+        """Answer now, or after ``throttle_ms`` when the client is over its quota."""
+        if throttle_ms <= 0 or self._delayed is None:
+            envelope.reply(response)
+            return
+        ref = self.actor_ref
+        self._delayed.call_later(throttle_ms / 1000, lambda: ref.tell(_Throttled(envelope, response)))
+
     def on_receive(self, message: object) -> None:
+        if isinstance(message, _Throttled):
+            message.envelope.reply(message.response)
+            return
         if isinstance(message, PartAppended):
             self._on_part_appended(message)
             return
@@ -137,6 +180,13 @@ class Gateway(pykka.ThreadingActor):
         """The error for a partition with no local replica, with the leader (id, epoch) if known."""
         snapshot = self._cache.snapshot
         state = snapshot.partition(topic, partition)
+        reason = self._directory.offline.get((topic, partition))
+        if reason is not None and state is not None and state.leader_id in (self.worker_id, -1):
+            return (
+                KafkaStorageError(f"the replica of {topic}-{partition} on worker {self.worker_id} is offline: its storage "
+                                  f"failed ({reason}); leadership moves to another replica: refresh metadata and retry"),
+                state.leader_id, state.leader_epoch,
+            )  # fmt: skip
         if state is None:
             what = f"topic {topic!r}" if topic not in snapshot.topics else f"partition {partition} of {topic!r}"
             return UnknownTopicOrPartitionError(f"{what} is unknown to worker {self.worker_id}; refresh metadata from the bootstrap endpoint"), -1, -1
@@ -161,7 +211,12 @@ class Gateway(pykka.ThreadingActor):
         request: Produce = envelope.message
         slots = [(t.name, p.partition) for t in request.topics for p in t.partitions]
         records = [p.records for t in request.topics for p in t.partitions]
-        rid, pending = self._start(envelope, slots, acks=request.acks)
+        size = sum(len(r) for r in records)
+        self.counters = self.counters.add(produce_requests=1, bytes_in=size)
+        throttle = 0
+        if self._produce_quota is not None:
+            throttle = round(1000 * self._produce_quota.record(request.client_id or "", size, self._clock() / 1000))
+        rid, pending = self._start(envelope, slots, acks=request.acks, throttle_ms=throttle)
         sends = []
         for slot, ((topic, partition), data) in enumerate(zip(slots, records)):
             ref = self._directory.get(topic, partition)
@@ -264,6 +319,16 @@ class Gateway(pykka.ThreadingActor):
         request: Metadata = envelope.message
         envelope.reply(self._cache.snapshot.metadata_response(request.topics))
 
+    # --- DescribeWorkerStats: counters here, replicas from the replica manager --------------
+
+    def _on_describe_worker_stats(self, envelope: Envelope) -> None:
+        if self._manager is None:
+            raise InvalidRequestError(f"worker {self.worker_id} does not report stats")
+        try:
+            self._manager.tell(StatsAsk(envelope, self.counters, self._clock() - self._started_ms))
+        except pykka.ActorDeadError:
+            raise InvalidRequestError(f"worker {self.worker_id} is stopping") from None
+
     # --- aggregation ------------------------------------------------------------------------
 
     def _tell(self, ref: pykka.ActorRef, part: Any) -> None:
@@ -302,14 +367,20 @@ class Gateway(pykka.ThreadingActor):
                 return
             del self._pending[rid]
             if pending.acks != 0:
-                envelope.reply(ProduceResponse(_group(pending, ProduceTopicResponse), 0))
+                throttle = min(pending.throttle_ms, INT32_MAX)
+                self._reply(envelope, ProduceResponse(_group(pending, ProduceTopicResponse), throttle), throttle)
             return
         if pending.kind is Fetch:
             if not self._fetch_done(rid, pending):
                 return
             del self._pending[rid]
             _trim(pending)
-            envelope.reply(FetchResponse(0, 0, _group(pending, FetchTopicResponse)))
+            sent = sum(len(r.records or b"") for r in pending.results if r is not None)
+            self.counters = self.counters.add(fetch_requests=1, bytes_out=sent)
+            throttle = 0
+            if self._fetch_quota is not None and pending.fetch is not None:
+                throttle = min(INT32_MAX, round(1000 * self._fetch_quota.record(pending.fetch.client_id or "", sent, self._clock() / 1000)))
+            self._reply(envelope, FetchResponse(0, throttle, _group(pending, FetchTopicResponse)), throttle)
             return
         if pending.unanswered:
             return

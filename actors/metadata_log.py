@@ -3,8 +3,8 @@
     DATA/controller/__cluster_metadata-0/     a storage Log (segments, indexes, checkpoints)
         batch = one controller operation      all of its records, appended and fsynced at once
         record key   = the entity's key       "topic/orders", "partition/orders/3", "worker/0",
-                                              "meta/version" (see controller_model)
-        record value = msgpack map            {"type": "topic"|"partition"|"worker"|"version", ...}
+                                              "meta/version", "acl/topic/read/<principal>/<name>"
+        record value = msgpack map            {"type": "topic"|"partition"|"worker"|"version"|"acl", ...}
                        or nil (tombstone)     the entity was deleted (a topic and its partitions)
 
 Each record holds the whole state of its entity, never a delta, so the latest record per key is
@@ -34,6 +34,7 @@ from typing import Any, Final, Protocol, Sequence
 
 import msgpack
 
+from kbroker.actors.acls import AclBinding
 from kbroker.actors.controller_model import (
     MetadataImage,
     MetadataRecord,
@@ -160,6 +161,9 @@ def encode_record(record: MetadataRecord) -> tuple[bytes, bytes | None]:
     elif isinstance(record, WorkerRegistration):
         body = {"type": "worker", "worker_id": record.worker_id, "endpoint": record.endpoint,
                 "incarnation": record.incarnation}
+    elif isinstance(record, AclBinding):
+        body = {"type": "acl", "principal": record.principal, "resource_type": record.resource_type,
+                "resource_name": record.resource_name, "operation": record.operation}
     elif isinstance(record, VersionStamp):
         body = {"type": "version", "metadata_version": record.metadata_version,
                 "controller_epoch": record.controller_epoch}
@@ -202,6 +206,8 @@ def _decode_body(body: dict[str, Any]) -> MetadataRecord:
         )
     if kind == "worker":
         return WorkerRegistration(_int(body["worker_id"]), _text(body["endpoint"]), _int(body["incarnation"]))
+    if kind == "acl":
+        return AclBinding(_text(body["principal"]), _text(body["resource_type"]), _text(body["resource_name"]), _text(body["operation"]))
     if kind == "version":
         return VersionStamp(_int(body["metadata_version"]), _int(body["controller_epoch"]))
     raise CorruptRecordError(f"unknown metadata record type {kind!r}")
@@ -214,6 +220,8 @@ def _removal_key(key: str) -> str:
     if kind == "partition" and rest.rpartition("/")[0] and rest.rpartition("/")[2].isdigit():
         return key
     if kind == "worker" and rest.isdigit():
+        return key
+    if kind == "acl" and rest:
         return key
     raise CorruptRecordError(f"tombstone under {key!r}, which is no topic, partition or worker key")
 

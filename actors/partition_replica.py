@@ -47,7 +47,7 @@ from kbroker.actors.replica_requests import (
 from kbroker.actors.replica_outbox import FetchResult, Outbox, ProduceResult
 from kbroker.actors.replica_state import ReplicaState
 from kbroker.actors.ticker import Ticker
-from kbroker.errors import KBrokerError, NotLeaderError, RequestTimedOutError, UnknownError
+from kbroker.errors import KafkaStorageError, KBrokerError, NotLeaderError, RequestTimedOutError, UnknownError
 from kbroker.transport.envelope import Address, Envelope
 from kbroker.transport.io_thread import IOThread
 from kbroker.transport.messages_client import ListOffsetsPartitionResponse
@@ -117,8 +117,11 @@ class PartitionReplica(pykka.ThreadingActor):
         ask_timeout_s: float = 5.0,
         clock: Callable[[], int] = wall_clock_ms,
         lease: Lease | None = None,
+        on_storage_failure: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
+        self._on_storage_failure = on_storage_failure  # the manager's: takes this replica offline
+        self._failed: str | None = None  # why the storage failed (the replica answers KafkaStorageError)
         self._lease = lease  # the worker's: no produce accepted while it has lapsed (actors/lease.py)
         self.core = core
         self._io = io
@@ -157,6 +160,12 @@ class PartitionReplica(pykka.ThreadingActor):
     # --- dispatch ---------------------------------------------------------------------------
 
     def on_receive(self, message: object) -> Any:
+        try:
+            return self._receive(message)
+        except OSError as exc:  # the disk failed under the log: this replica goes offline here
+            return self._storage_failed(message, exc)
+
+    def _receive(self, message: object) -> Any:
         if isinstance(message, Envelope):
             return self._on_envelope(message)
         now = self._clock()
@@ -198,6 +207,41 @@ class PartitionReplica(pykka.ThreadingActor):
     def _is_waiting(self, envelope: Envelope) -> bool:
         return any(e is envelope for e in self._waiting_envelopes.values())
 
+    # --- storage failure --------------------------------------------------------------------
+
+    def _unavailable(self) -> KBrokerError:
+        if self._failed is not None:
+            return KafkaStorageError(
+                f"{self._name}: the storage of this replica failed on this worker ({self._failed}); "
+                "leadership moves to another replica: refresh metadata and retry"
+            )
+        return _gone(self._name)
+
+    def _storage_failed(self, message: object, exc: OSError) -> Any:
+        """Fail what waits, drop the log's file handles unflushed (the next open recovers), answer the
+        request that hit the failure, and ask the manager to take this replica offline (it tells the
+        controller, which moves leadership and the ISR away, and reopens the log later)."""
+        first = self._failed is None
+        self._failed = f"{exc.strerror or type(exc).__name__}" + (f" (errno {exc.errno})" if exc.errno else "")
+        if first:
+            log.error("%s: storage failed: %s; taking this replica offline on this worker", self._name, exc)
+        self._release_waiting()
+        if not self._closed:
+            self._closed = True
+            out = self.core.storage_failed()
+            self._route(out)
+        error = self._unavailable()
+        if isinstance(message, ProducePart):
+            self._route(Outbox(produce_results=[ProduceResult(message.key, message.acks, error=error)]))
+            _tell(message.key, PartAppended(message.key))
+        elif isinstance(message, FetchPart):
+            self._route(Outbox(fetch_results=[FetchResult(message.key, error=error)]))
+        elif isinstance(message, ListOffsetsPart):
+            self._on_list_offsets(message)
+        if first and self._on_storage_failure is not None:
+            self._on_storage_failure(self._failed)
+        return error if isinstance(message, ApplyState) else None
+
     # --- controller commands ----------------------------------------------------------------
 
     def _on_apply(self, state: PartitionState, now: int) -> KBrokerError | None:
@@ -205,6 +249,8 @@ class PartitionReplica(pykka.ThreadingActor):
             out = self.core.apply_partition_state(state, now)
         except KBrokerError as exc:
             return exc
+        except OSError:
+            raise  # a storage failure: see on_receive
         except Exception as exc:
             log.exception("%s: applying %r failed", self._name, state)
             return UnknownError(f"{self._name}: {type(exc).__name__}: {exc}")
@@ -296,7 +342,7 @@ class PartitionReplica(pykka.ThreadingActor):
 
     def _on_produce(self, part: ProducePart, now: int) -> None:
         if self._closed:
-            out = Outbox(produce_results=[ProduceResult(part.key, part.acks, error=_gone(self._name))])
+            out = Outbox(produce_results=[ProduceResult(part.key, part.acks, error=self._unavailable())])
         elif self._lease is not None and not self._lease.valid():
             out = Outbox(produce_results=[ProduceResult(part.key, part.acks, error=_lapsed(self._name))])
         else:
@@ -306,7 +352,7 @@ class PartitionReplica(pykka.ThreadingActor):
 
     def _on_consumer_fetch(self, part: FetchPart, now: int) -> None:
         if self._closed:
-            self._route(Outbox(fetch_results=[FetchResult(part.key, error=_gone(self._name))]))
+            self._route(Outbox(fetch_results=[FetchResult(part.key, error=self._unavailable())]))
             return
         self._route(
             self.core.fetch(
@@ -318,7 +364,8 @@ class PartitionReplica(pykka.ThreadingActor):
     def _on_list_offsets(self, part: ListOffsetsPart) -> None:
         core = self.core
         if self._closed:
-            error_code, text, ts, offset, epoch = _gone(self._name).code, _gone(self._name).message, -1, -1, -1
+            error = self._unavailable()
+            error_code, text, ts, offset, epoch = error.code, error.message, -1, -1, -1
         else:
             r = core.list_offsets(part.timestamp, current_leader_epoch=part.current_leader_epoch)
             error_code, text = r.error_code, (r.error.message if r.error else None)
@@ -336,6 +383,8 @@ class PartitionReplica(pykka.ThreadingActor):
             self._next_maintenance = now + self._retention_interval
             try:
                 self.core.maintenance(now)
+            except OSError:
+                raise  # a storage failure: see on_receive
             except Exception:
                 log.exception("%s: log maintenance failed", self._name)
 

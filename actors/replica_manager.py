@@ -18,6 +18,8 @@
   missing, ``apply_partition_state``; the answer lists a result per partition (refusals, e.g. a
   stale epoch, carry their error code).
 - ``DescribeReplicas``: each replica's role, epoch and offsets, asked of the replica actors.
+- ``StatsAsk`` (from the gateway, carrying a client's ``DescribeWorkerStats``): the gateway's
+  counters plus every replica's description and size on disk (``actors/worker_stats.py``).
 
 Invariants: a replica actor is registered on the IOThread only while it runs (registered after
 start, unregistered before stop); the manager stops every replica when it stops (logs closed).
@@ -40,10 +42,12 @@ from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import replica_actor_name
 from kbroker.actors.partition_replica import REPLICA_ACCEPTS, TICK, PartitionReplica
 from kbroker.actors.ticker import Ticker
+from kbroker.actors.worker_stats import StatsAsk, stats_response
 from kbroker.actors.replica_requests import ApplyState, Delete, Describe, UpdateConfig
 from kbroker.actors.replica_log import AnyLog
 from kbroker.actors.replica_outbox import ReplicaSettings
 from kbroker.actors.replica_state import ReplicaState
+from kbroker.actors.storage_failures import StatusReported, StorageFailed, StorageFailures, StorageRetry
 from kbroker.errors import InvalidRequestError, KBrokerError, RequestTimedOutError, UnknownError, UnknownTopicOrPartitionError
 from kbroker.storage.config import TopicConfig
 from kbroker.storage.log import Log
@@ -51,6 +55,8 @@ from kbroker.transport.envelope import Address, Envelope
 from kbroker.transport.io_thread import IOThread
 from kbroker.transport.messages_internal import (
     DescribeReplicas,
+    InjectFault,
+    InjectFaultResponse,
     DescribeReplicasResponse,
     LeaderAndIsr,
     LeaderAndIsrResponse,
@@ -76,21 +82,32 @@ def disk_log_factory(path: Path, config: TopicConfig) -> AnyLog:
 
 
 class ReplicaDirectory:
-    """(topic, partition) -> the local PartitionReplica's ActorRef; written by the manager only."""
+    """(topic, partition) -> the local PartitionReplica's ActorRef; written by the manager only.
+    ``offline``: replicas whose storage failed here (why), until they are reopened."""
 
     def __init__(self) -> None:
         self.refs: Mapping[tuple[str, int], pykka.ActorRef] = MappingProxyType({})
+        self.offline: Mapping[tuple[str, int], str] = MappingProxyType({})
 
     def get(self, topic: str, partition: int) -> pykka.ActorRef | None:
         return self.refs.get((topic, partition))
 
+    def _set_offline(self, key: tuple[str, int], reason: str | None) -> None:
+        self.offline = _with(self.offline, key, reason)
+
     def _set(self, key: tuple[str, int], ref: pykka.ActorRef | None) -> None:
-        refs = dict(self.refs)
-        if ref is None:
-            refs.pop(key, None)
-        else:
-            refs[key] = ref
-        self.refs = MappingProxyType(refs)
+        self.refs = _with(self.refs, key, ref)
+
+
+def _with(mapping: Mapping[Any, Any], key: Any, value: Any) -> Mapping[Any, Any]:
+    """A new read-only copy of ``mapping`` with ``key`` set to ``value`` (removed for None): readers
+    in other threads only ever see a whole mapping."""
+    copy = dict(mapping)
+    if value is None:
+        copy.pop(key, None)
+    else:
+        copy[key] = value
+    return MappingProxyType(copy)
 
 
 class _Broadcast:
@@ -112,6 +129,7 @@ class ReplicaManager(pykka.ThreadingActor):
         UpdateMetadata: "_on_update_metadata",
         LeaderAndIsr: "_on_leader_and_isr",
         DescribeReplicas: "_on_describe_replicas",
+        InjectFault: "_on_inject_fault",
     }
     ACCEPTS: ClassVar[frozenset[type[Message]]] = frozenset(_HANDLERS)
 
@@ -129,8 +147,16 @@ class ReplicaManager(pykka.ThreadingActor):
         tick_interval: float = 0.05,
         retention_check_interval_ms: int = 300_000,
         replica_kwargs: Mapping[str, Any] | None = None,
+        topic_defaults: Mapping[str, str] | None = None,
+        incarnation: int = 0,
+        storage_retry_interval: float = 5.0,
+        fault_injection: bool = False,
     ) -> None:
         super().__init__()
+        self._storage = StorageFailures(
+            io=io, worker_id=worker_id, incarnation=incarnation, controller=controller, directory=directory,
+            retry_interval=storage_retry_interval, fault_injection=fault_injection,
+        )  # fmt: skip
         self._io = io
         self.worker_id = worker_id
         self._data_dir = Path(data_dir)
@@ -142,6 +168,7 @@ class ReplicaManager(pykka.ThreadingActor):
         self._tick_interval = tick_interval
         self._retention_interval = retention_check_interval_ms
         self._replica_kwargs = dict(replica_kwargs or {})
+        self._topic_defaults = TopicConfig.from_dict(topic_defaults or {})  # the broker's, under each topic's overrides
         self._recovered: dict[tuple[str, int], Path] = {}
         self._ticker: Ticker | None = None
 
@@ -149,6 +176,7 @@ class ReplicaManager(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self._ticker = Ticker(_Broadcast(self._directory), TICK, self._tick_interval, name="kbroker-replica-ticks").start()  # type: ignore[arg-type]
+        self._storage.start(self.actor_ref)
         self._recovered = self._scan()
         if self._recovered:
             log.info("worker %d found %d replica directories to recover", self.worker_id, len(self._recovered))
@@ -156,6 +184,7 @@ class ReplicaManager(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        self._storage.stop()
         for key in list(self._directory.refs):
             self._stop_replica(key)
 
@@ -178,6 +207,12 @@ class ReplicaManager(pykka.ThreadingActor):
     # --- dispatch ---------------------------------------------------------------------------
 
     def on_receive(self, message: object) -> Any:
+        if isinstance(message, StatsAsk):
+            self._on_stats_ask(message)
+            return None
+        if isinstance(message, (StorageFailed, StorageRetry, StatusReported)):
+            self._storage.on_message(message, self)
+            return None
         if not isinstance(message, Envelope):
             log.warning("replica manager ignored an unexpected message %r", message)
             return None
@@ -239,7 +274,7 @@ class ReplicaManager(pykka.ThreadingActor):
         if not refs:
             return
         try:
-            config = TopicConfig.from_dict(self._cache.snapshot.configs_of(topic))
+            config = TopicConfig.from_dict(self._cache.snapshot.configs_of(topic), base=self._topic_defaults)
         except KBrokerError as exc:
             log.warning("topic %r: configs not applied: %s", topic, exc.message)
             return
@@ -257,6 +292,10 @@ class ReplicaManager(pykka.ThreadingActor):
         pending: list[tuple[str, int, pykka.Future]] = []
         for topic in request.topics:
             for state in topic.partitions:
+                if (topic.name, state.partition) in self._directory.offline:  # reopened by StorageFailures, later
+                    error = self._storage.error((topic.name, state.partition))
+                    results.append(PartitionResult(topic.name, state.partition, error.code, error.message))
+                    continue
                 try:
                     ref = self._ensure_replica(topic, state.partition)
                 except KBrokerError as exc:
@@ -286,7 +325,7 @@ class ReplicaManager(pykka.ThreadingActor):
         overrides = {c.name: c.value for c in topic.configs if c.value is not None}
         if not overrides:
             overrides = self._cache.snapshot.configs_of(topic.name)
-        config = TopicConfig.from_dict(overrides)
+        config = TopicConfig.from_dict(overrides, base=self._topic_defaults)
         path = self._recovered.pop(key, None) or self._data_dir / f"{topic.name}-{partition}"
         try:
             replica_log = self._log_factory(path, config)
@@ -302,6 +341,7 @@ class ReplicaManager(pykka.ThreadingActor):
             controller=self._controller,
             tick_interval=None,  # ticked by this manager's one ticker thread
             retention_check_interval_ms=self._retention_interval,
+            on_storage_failure=self._storage.reporter(self.actor_ref, key),
             **self._replica_kwargs,
         )
         self._directory._set(key, ref)
@@ -323,11 +363,45 @@ class ReplicaManager(pykka.ThreadingActor):
             except Exception:
                 log.exception("stopping replica %s-%d failed", *key)
 
+    # --- storage faults (tests) ---------------------------------------------------------------
+
+    def _on_inject_fault(self, request: InjectFault) -> InjectFaultResponse:
+        return self._storage.inject(request)
+
+    def reopen_offline(self, key: tuple[str, int]) -> None:
+        """Open a replica taken offline again (StorageFailures calls it when its retry is due): the
+        log recovers from disk, then takes the partition state this worker last heard of. Raises
+        OSError or KBrokerError if the storage still fails."""
+        topic = self._cache.snapshot.topics.get(key[0])
+        state = None if topic is None else next((p for p in topic.partitions if p.partition == key[1]), None)
+        if topic is None or state is None or self.worker_id not in state.replicas:
+            return  # deleted or moved away meanwhile: nothing to reopen
+        self._recovered[key] = self._data_dir / f"{key[0]}-{key[1]}"
+        ref = self._ensure_replica(topic, key[1])
+        error = ref.ask(ApplyState(state), timeout=_ASK_TIMEOUT)
+        if error is not None:
+            self._stop_replica(key)
+            raise error
+
     # --- DescribeReplicas -------------------------------------------------------------------
 
     def _on_describe_replicas(self, request: DescribeReplicas) -> DescribeReplicasResponse:
+        keys = sorted(self._directory.refs) if not request.partitions else [(k.topic, k.partition) for k in request.partitions]
+        return DescribeReplicasResponse(self.worker_id, tuple(self._describe(keys)))
+
+    def _on_stats_ask(self, ask: StatsAsk) -> None:
+        envelope = ask.envelope
+        try:
+            envelope.reply(stats_response(self.worker_id, ask, self._describe(sorted(self._directory.refs))))
+        except Exception as exc:
+            log.exception("replica manager failed on %r", ask)
+            if not envelope.replied:
+                envelope.reply_error(UnknownError(f"the replica manager failed: {exc!r}"))
+        finally:
+            envelope.done()
+
+    def _describe(self, keys: list[tuple[str, int]]) -> list[ReplicaDescription]:
         refs = self._directory.refs
-        keys = sorted(refs) if not request.partitions else [(k.topic, k.partition) for k in request.partitions]
         asked = [(key, refs[key].ask(Describe(), block=False) if key in refs else None) for key in keys]
         out: list[ReplicaDescription] = []
         for (topic, partition), future in asked:
@@ -341,4 +415,4 @@ class ReplicaManager(pykka.ThreadingActor):
                 except Exception:
                     pass
             out.append(ReplicaDescription(topic, partition, error.code, False, -1, -1, -1, -1, 0))
-        return DescribeReplicasResponse(self.worker_id, tuple(out))
+        return out

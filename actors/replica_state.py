@@ -185,6 +185,18 @@ class ReplicaState:
             self.rlog.log.close()
         return self._drain()
 
+    def storage_failed(self) -> Outbox:
+        """The log's storage failed (an I/O error, a full disk): fail what waits (clients retry
+        elsewhere) and drop the file handles without flushing or checkpointing, as Kafka's
+        closeHandlers does; the next open of the directory recovers it. Use nothing after."""
+        if self.role is not Role.DELETED:
+            self._leave_role(check_role(self.role, Role.OFFLINE))
+        try:
+            self.rlog.log.close_handlers()
+        except OSError:
+            pass  # the handles are gone either way
+        return self._drain()
+
     def delete(self) -> Outbox:
         """The topic is deleted: fail what waits, remove the log's data; nothing is accepted after."""
         self._leave_role(check_role(self.role, Role.DELETED))

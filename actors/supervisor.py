@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pykka
 import zmq
@@ -54,6 +54,9 @@ from kbroker.actors.controller_state import ControllerSettings
 from kbroker.actors.datadir import DirLock, load_cluster_identity, worker_dir
 from kbroker.actors.signals import ShutdownSignals, Wakeup, ignore_sigint_across_exec, signal_name
 from kbroker.actors.worker import WorkerConfig, worker_main
+from kbroker.actors.acls import AclGuard
+from kbroker.transport.curve import CurveKeyError, CurveServerConfig
+from kbroker.storage.config import TopicConfig
 from kbroker.transport.io_thread import IOThread
 
 __all__ = ["BrokerConfig", "RestartBackoff", "StartupError", "Supervisor", "describe_exit"]
@@ -81,11 +84,19 @@ class BrokerConfig:
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
     log_retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms, for every worker
+    storage_retry_interval_ms: int = 5000  # reopen a replica whose storage failed this often
+    fault_injection: bool = False  # workers honour InjectFault (tests only)
+    max_request_bytes: int = 100 << 20  # larger requests are refused (every endpoint)
+    max_in_flight_requests: int = 1000  # unanswered requests per connection, per endpoint
+    producer_byte_rate: int = 0  # quota per client id on each worker (0: none)
+    consumer_byte_rate: int = 0
     stop_timeout: float = 10.0  # seconds workers get to stop after SIGTERM before SIGKILL
     restart_initial: float = 0.1
     restart_max: float = 5.0
     restart_stable_after: float = 10.0
     log_level: int = logging.INFO
+    topic_defaults: tuple[tuple[str, str], ...] = ()  # broker-wide topic config defaults (Kafka names, text)
+    curve: CurveServerConfig | None = None  # --curve-secret-key/--curve-allow/--curve-super-user: CURVE + ACLs
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -180,7 +191,12 @@ class Supervisor:
             self._signals.install()
             identity = load_cluster_identity(data_dir)
             advertised = _advertised_host(config.host, config.advertised_host)
-            io = IOThread(bind=_bind_address(config.host, config.port), advertised_host=advertised, name="kbroker-io-supervisor")
+            curve, guard = _load_curve(config.curve)
+            io = IOThread(
+                curve=curve, guard=guard,  # CURVE off: both None, no identities, no checks
+                bind=_bind_address(config.host, config.port), advertised_host=advertised, name="kbroker-io-supervisor",
+                max_request_bytes=config.max_request_bytes, max_in_flight_per_connection=config.max_in_flight_requests,
+            )
             try:
                 self.endpoint = io.start()
             except zmq.ZMQError as exc:
@@ -199,9 +215,11 @@ class Supervisor:
                     session_timeout_ms=config.session_timeout_ms,
                     default_partitions=config.default_partitions,
                     default_replication_factor=config.default_replication_factor,
+                    topic_defaults=TopicConfig.from_dict(dict(config.topic_defaults)),
                 ),
                 auto_create_topics=config.auto_create_topics,
                 listener=self._on_controller_event,
+                acl_guard=guard,
             )
             io.register(CONTROLLER_ACTOR, self._controller, default=True, accepts=Controller.ACCEPTS)
             log.info(
@@ -308,6 +326,14 @@ class Supervisor:
             dir_lock_wait=config.stop_timeout,
             log_level=config.log_level,
             retention_check_interval_ms=config.log_retention_check_interval_ms,
+            topic_defaults=config.topic_defaults,
+            storage_retry_interval=config.storage_retry_interval_ms / 1000,
+            fault_injection=config.fault_injection,
+            max_request_bytes=config.max_request_bytes,
+            max_in_flight_requests=config.max_in_flight_requests,
+            producer_byte_rate=config.producer_byte_rate,
+            consumer_byte_rate=config.consumer_byte_rate,
+            curve=config.curve,
         )
 
     def _spawn(self, slot: _WorkerSlot) -> None:
@@ -388,6 +414,21 @@ class Supervisor:
         if process.exitcode is not None:
             process.close()
         slot.process = None
+
+
+def _load_curve(config: CurveServerConfig | None) -> tuple[Any, AclGuard | None]:
+    """The CURVE server settings and the ACL guard of this process (both None with CURVE off)."""
+    if config is None:
+        return None, None
+    try:
+        curve = config.load()
+    except CurveKeyError as exc:
+        raise StartupError(str(exc)) from None
+    log.info(
+        "CURVE on: server key %s, clients allowed from %s, %d super user(s) besides the broker",
+        curve.public_key.decode(), config.allow_dir, len(curve.super_users) - 1,
+    )  # fmt: skip
+    return curve, AclGuard(curve.super_users)
 
 
 def _bind_address(host: str, port: int) -> str:

@@ -44,10 +44,12 @@ from typing import Callable
 
 import pykka
 
+from kbroker.actors.acls import AclGuard
 from kbroker.actors.controller import CONTROLLER_ACTOR
 from kbroker.actors.datadir import DataDirInUseError, DirLock
 from kbroker.actors.gateway import GATEWAY_ACTOR, Gateway
 from kbroker.actors.lease import Lease
+from kbroker.actors.group_coordinator import GroupCoordinator
 from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import REPLICA_MANAGER
 from kbroker.actors.replica_manager import ReplicaDirectory, ReplicaManager
@@ -56,7 +58,10 @@ from kbroker.actors.signals import ShutdownSignals, Wakeup
 from kbroker.actors.ticker import Ticker
 from kbroker.errors import KBrokerError, StaleMemberEpochError, UnknownMemberError
 from kbroker.transport.envelope import Address
+from kbroker.transport.curve import CurveServerConfig
 from kbroker.transport.io_thread import IOThread
+from kbroker.transport.messages_acls import ACLS_ACTOR, UpdateAcls
+from kbroker.transport.messages_groups import GROUP_COORDINATOR
 from kbroker.transport.messages_internal import (
     RegisterWorker,
     RegisterWorkerResponse,
@@ -87,6 +92,14 @@ class WorkerConfig:
     dir_lock_wait: float = 10.0  # seconds to wait for a previous owner of the directory
     log_level: int = logging.INFO
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms (Kafka's default)
+    topic_defaults: tuple[tuple[str, str], ...] = ()  # the broker's topic config defaults (under each topic's overrides)
+    storage_retry_interval: float = 5.0  # seconds between attempts to reopen a replica whose storage failed
+    fault_injection: bool = False  # honour InjectFault (tests only)
+    max_request_bytes: int = 100 << 20  # larger requests are refused with an error
+    max_in_flight_requests: int = 1000  # unanswered requests per connection
+    producer_byte_rate: int = 0  # quotas per client id (0: none), see actors/quotas.py
+    consumer_byte_rate: int = 0
+    curve: CurveServerConfig | None = None  # CURVE + ACLs: key file paths (each process reads them)
 
 
 # --- ControllerLink: registration and heartbeats ----------------------------------------------
@@ -276,8 +289,16 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         wait=config.dir_lock_wait,
         on_wait=lambda pid: log.info("waiting for pid %s to release %s", pid if pid is not None else "?", directory),
     )
-    io = IOThread(bind=f"tcp://{config.host}:*", advertised_host=config.advertised_host, name=f"kbroker-io-worker-{config.worker_id}")
+    curve = config.curve.load() if config.curve is not None else None
+    guard = AclGuard(curve.super_users) if curve is not None else None  # filled by the controller's UpdateAcls
+    io = IOThread(
+        curve=curve, guard=guard,
+        bind=f"tcp://{config.host}:*", advertised_host=config.advertised_host, name=f"kbroker-io-worker-{config.worker_id}",
+        max_request_bytes=config.max_request_bytes, max_in_flight_per_connection=config.max_in_flight_requests,
+    )
     manager: pykka.ActorRef | None = None
+    if guard is not None:
+        io.register(ACLS_ACTOR, guard.on_update, accepts=(UpdateAcls,))  # runs in the I/O thread (quick)
     try:
         endpoint = io.start()
         controller = Address(config.controller_endpoint, CONTROLLER_ACTOR)
@@ -292,10 +313,19 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
             controller=controller,
             retention_check_interval_ms=config.retention_check_interval_ms,
             replica_kwargs={"lease": lease},
+            topic_defaults=dict(config.topic_defaults),
+            incarnation=incarnation,
+            storage_retry_interval=config.storage_retry_interval,
+            fault_injection=config.fault_injection,
         )
         io.register(REPLICA_MANAGER, manager, accepts=ReplicaManager.ACCEPTS)
-        gateway = Gateway.start(worker_id=config.worker_id, cache=cache, directory=replicas)
+        gateway = Gateway.start(
+            worker_id=config.worker_id, cache=cache, directory=replicas, manager=manager,
+            producer_byte_rate=config.producer_byte_rate, consumer_byte_rate=config.consumer_byte_rate,
+        )
         io.register(GATEWAY_ACTOR, gateway, default=True, accepts=Gateway.ACCEPTS)
+        groups = GroupCoordinator.start(worker_id=config.worker_id, cache=cache, directory=replicas)
+        io.register(GROUP_COORDINATOR, groups, accepts=GroupCoordinator.ACCEPTS)
         ControllerLink.start(
             io=io,
             worker_id=config.worker_id,
@@ -314,6 +344,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         return code
     finally:
         io.unregister(GATEWAY_ACTOR)
+        io.unregister(GROUP_COORDINATOR)
         io.unregister(REPLICA_MANAGER)
         if manager is not None:
             try:

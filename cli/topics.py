@@ -3,24 +3,24 @@
 Exit codes: 0 success; 1 the broker refused or did not answer (the broker's message is printed
 as one ``error: ...`` line on stderr); 2 bad usage (typer's convention; also a malformed
 ``--config`` or ``--bootstrap``). ``--bootstrap`` defaults to ``$KBROKER_BOOTSTRAP``, else
-127.0.0.1:7092.
+127.0.0.1:7092. ``list`` and ``describe`` take ``--output json`` (``output.py``); ``describe``
+marks out-of-sync replicas with ``*`` and shows each leader replica's size on disk (from
+``Admin.describe_worker_stats``).
 
 The client is imported inside the commands so that ``kbroker --help`` stays light.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-if TYPE_CHECKING:
-    from kbroker.transport.client.admin import Admin
+from kbroker.cli.output import BOOTSTRAP, OUTPUT, TIMEOUT, OutputFormat, admin_session, emit
 
-__all__ = ["topics_app"]
+__all__ = ["topics_app", "format_bytes"]
 
 topics_app = typer.Typer(
     name="topics",
@@ -29,40 +29,9 @@ topics_app = typer.Typer(
     add_completion=False,
 )
 
-_BOOTSTRAP = typer.Option(
-    None, "--bootstrap", "-b", envvar="KBROKER_BOOTSTRAP", show_envvar=True,
-    help="Bootstrap address, host:port or tcp://host:port (default 127.0.0.1:7092).",
-)  # fmt: skip
-_TIMEOUT = typer.Option(30.0, "--timeout", min=0.001, help="Seconds to wait for the broker's answer.")
-
-
-def _out() -> Console:
-    """Stdout; when it is not a terminal (a pipe, a file) tables are not squeezed into 80 columns."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def _admin(bootstrap: str | None, timeout: float) -> Iterator["Admin"]:
-    """An ``Admin``; broker errors become one line on stderr and exit code 1."""
-    from kbroker.errors import InvalidConfigError, KBrokerError
-    from kbroker.transport.client.admin import Admin
-
-    try:
-        admin = Admin(bootstrap, timeout=timeout)
-    except InvalidConfigError as exc:  # a malformed --bootstrap: usage
-        raise _fail(exc.message, 2) from None
-    try:
-        yield admin
-    except KBrokerError as exc:
-        raise _fail(exc.message or type(exc).__name__, 1) from None
-    finally:
-        admin.close()
+_BOOTSTRAP = BOOTSTRAP
+_TIMEOUT = TIMEOUT
+_admin = admin_session
 
 
 def _parse_configs(pairs: list[str] | None) -> dict[str, str | None]:
@@ -100,15 +69,25 @@ def create(
 
 
 @topics_app.command("list")
-def list_(bootstrap: str | None = _BOOTSTRAP, timeout: float = _TIMEOUT) -> None:
-    """List the topics with their partition counts and replication factors."""
+def list_(bootstrap: str | None = _BOOTSTRAP, timeout: float = _TIMEOUT, output: OutputFormat = OUTPUT) -> None:
+    """List the topics with their partition counts and replication factors.
+
+    Example: kbroker topics list --output json
+    """
     with _admin(bootstrap, timeout) as admin:
         topics = admin._topic_metadata()
-    table = Table("Topic", "Partitions", "Replication factor", title=f"{len(topics)} topic{'s' if len(topics) != 1 else ''}")
-    for topic in topics:
-        factor = max((len(p.replicas) for p in topic.partitions), default=0)
-        table.add_row(topic.name, str(len(topic.partitions)), str(factor))
-    _out().print(table)
+    rows = [
+        {"name": t.name, "partitions": len(t.partitions), "replication_factor": max((len(p.replicas) for p in t.partitions), default=0)}
+        for t in topics
+    ]
+
+    def table() -> Table:
+        out = Table("Topic", "Partitions", "Replication factor", title=f"{len(rows)} topic{'s' if len(rows) != 1 else ''}")
+        for row in rows:
+            out.add_row(row["name"], str(row["partitions"]), str(row["replication_factor"]))
+        return out
+
+    emit(output, rows, table)
 
 
 @topics_app.command("describe")
@@ -116,31 +95,85 @@ def describe(
     name: str = typer.Argument(..., help="Topic name."),
     bootstrap: str | None = _BOOTSTRAP,
     timeout: float = _TIMEOUT,
+    output: OutputFormat = OUTPUT,
 ) -> None:
-    """Show a topic's partitions (leader, replicas, ISR, offsets) and its effective config."""
+    """Show a topic's partitions and its effective config.
+
+    Per partition: leader, replicas, ISR (replicas out of sync are marked with *), log start,
+    high watermark, log end and the leader's size on disk ("?" where the leader did not answer).
+
+    Example: kbroker topics describe orders --output json
+    """
     with _admin(bootstrap, timeout) as admin:
         info = admin.describe_topic(name)
+        sizes = _leader_sizes(admin, name)
     factor = max((len(p.replicas) for p in info.partitions), default=0)
-    table = Table(
-        "Partition", "Leader", "Epoch", "Replicas", "ISR", "Log start", "High watermark", "Log end",
-        title=f"Topic {info.name}: {len(info.partitions)} partitions, replication factor {factor}",
-    )  # fmt: skip
-    for p in info.partitions:
-        table.add_row(
-            str(p.partition), "none" if p.leader < 0 else str(p.leader), str(p.leader_epoch),
-            ",".join(map(str, p.replicas)), ",".join(map(str, p.isr)),
-            _offset(p.log_start_offset), _offset(p.high_watermark), _offset(p.log_end_offset),
+    partitions = [
+        {
+            "partition": p.partition, "leader": p.leader, "leader_epoch": p.leader_epoch,
+            "replicas": list(p.replicas), "isr": list(p.isr),
+            "out_of_sync": [r for r in p.replicas if r not in p.isr],
+            "log_start_offset": p.log_start_offset, "high_watermark": p.high_watermark,
+            "log_end_offset": p.log_end_offset, "size_bytes": sizes.get((p.partition, p.leader)),
+        }  # fmt: skip
+        for p in info.partitions
+    ]
+    data = {"name": info.name, "replication_factor": factor, "partitions": partitions, "config": info.config}
+
+    def tables() -> list[Any]:
+        table = Table(
+            "Partition", "Leader", "Epoch", "Replicas", "ISR", "Log start", "High watermark", "Log end", "Size",
+            title=f"Topic {info.name}: {len(partitions)} partitions, replication factor {factor}",
+            caption="* = replica out of sync (not in the ISR)" if any(p["out_of_sync"] for p in partitions) else None,
         )  # fmt: skip
-    console = _out()
-    console.print(table)
-    configs = Table("Config", "Value", title="Effective config")
-    for key, value in info.config.items():
-        configs.add_row(key, value)
-    console.print(configs)
+        for p in partitions:
+            table.add_row(
+                str(p["partition"]), Text("none", style="bold red") if p["leader"] < 0 else str(p["leader"]),
+                str(p["leader_epoch"]), ",".join(map(str, p["replicas"])), isr_text(p["replicas"], p["isr"]),
+                _offset(p["log_start_offset"]), _offset(p["high_watermark"]), _offset(p["log_end_offset"]),
+                "?" if p["size_bytes"] is None else format_bytes(p["size_bytes"]),
+            )  # fmt: skip
+        configs = Table("Config", "Value", title="Effective config")
+        for key, value in info.config.items():
+            configs.add_row(key, value)
+        return [table, configs]
+
+    emit(output, data, tables)
+
+
+def _leader_sizes(admin: Any, topic: str) -> dict[tuple[int, int], int]:
+    """(partition, worker) -> size on disk of that worker's replica, from every worker that answers."""
+    sizes: dict[tuple[int, int], int] = {}
+    for worker in admin.describe_worker_stats():
+        for r in worker.replicas:
+            if r.topic == topic and r.log_end_offset >= 0:
+                sizes[(r.partition, worker.id)] = r.size_bytes
+    return sizes
 
 
 def _offset(value: int) -> str:
     return "?" if value < 0 else str(value)
+
+
+def isr_text(replicas: list[int], isr: list[int]) -> Text:
+    """The replicas, in-sync ones plain and out-of-sync ones as ``3*`` in red."""
+    text = Text()
+    for i, replica in enumerate(replicas):
+        if i:
+            text.append(",")
+        if replica in isr:
+            text.append(str(replica))
+        else:
+            text.append(f"{replica}*", style="bold red")
+    return text
+
+
+def format_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 @topics_app.command("delete")

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _TYPES = "kbroker.transport.client.types"
 _LAZY: dict[str, str] = {
     "Admin": "kbroker.transport.client.admin",
+    "AclBinding": "kbroker.actors.acls",
     "Consumer": "kbroker.transport.client.consumer",
     "Producer": "kbroker.transport.client.producer",
     "GroupInfo": _TYPES,

@@ -48,6 +48,7 @@ __all__ = [
     "NotCoordinatorError",
     "UnknownMemberError",
     "StaleMemberEpochError",
+    "FencedMemberEpochError",
     "GroupNotEmptyError",
     "GroupIdNotFoundError",
     "PolicyViolationError",
@@ -247,7 +248,7 @@ class AuthenticationError(KBrokerError):
 @_register
 class AuthorizationError(KBrokerError):
     code = 29
-    hint = "This client is not allowed to do that."
+    hint = "This client is not allowed to do that; an admin can allow it with `kbroker acls add`."
 
 
 @_register
@@ -318,6 +319,14 @@ class UnknownMemberError(KBrokerError):
 class StaleMemberEpochError(KBrokerError):
     code = 113
     hint = "The member's epoch is stale (the group moved on); rejoin and commit again."
+
+
+@_register
+class FencedMemberEpochError(KBrokerError):
+    """A group member's epoch no longer matches the coordinator's (Kafka's FENCED_MEMBER_EPOCH)."""
+
+    code = 110
+    hint = "The group member was fenced (its epoch is behind the coordinator's); it must rejoin the group."
 
 
 @_register

@@ -7,7 +7,8 @@ a point to raise an error or to run an action (crash the process, cut a file) wh
         ...
 
 Points: segment.append, segment.fsync, segment.truncate, segment.roll, log.checkpoint,
-cleaner.swap. Unarmed points cost one dict lookup.
+cleaner.swap, transport.send. The last is the I/O thread's send to another process: raising there
+drops that message, as a lossy network would. Unarmed points cost one dict lookup.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Callable, Iterator
 __all__ = ["fault_point", "arm", "disarm", "armed", "POINTS"]
 
 POINTS = frozenset(
-    {"segment.append", "segment.fsync", "segment.truncate", "segment.roll", "log.checkpoint", "cleaner.swap"}
+    {"segment.append", "segment.fsync", "segment.truncate", "segment.roll", "log.checkpoint", "cleaner.swap", "transport.send"}
 )
 
 _armed: dict[str, Callable[[], None]] = {}

@@ -11,6 +11,8 @@
 - ``io_thread``: ``IOThread``, the one thread per process that owns every socket, with
   ``inbound`` (its ROUTER side) and ``outbound`` (its DEALER side)
 - ``connection``: ``Connection``, the synchronous client side (DEALER, request/response)
+- ``curve``: CURVE key files, the broker's ZAP handler (on the I/O thread) and socket setup for
+  both ends; ``messages_acls``: the ACL admin messages (checks in ``kbroker.actors.acls``)
 
 The client-facing wire protocol is specified in docs/protocol.md.
 

@@ -20,9 +20,15 @@ out its timeout (a ROUTER drops replies for a peer whose link went away, so none
 send to an endpoint whose link is down (refused, or lost and not back) fails the same way at once.
 Pollers watch ``monitor`` beside the socket and call ``update_link()`` when it is readable.
 
+CURVE: the monitor also reports failed handshakes (``EVENT_HANDSHAKE_FAILED_*``): a broker that
+refuses this client's public key (``_AUTH``, and a mechanism mismatch, ``_PROTOCOL``: fail at
+once), a wrong server key or a plaintext client against a CURVE broker (``_NO_DETAIL``, which a
+peer dying mid-handshake also gives: fail after ``HANDSHAKE_RETRIES`` in a row without a
+success, about 0.3 s of ZeroMQ's reconnects). The waiting send/receive then fails with
+``AuthenticationError`` naming the endpoint and what to check, instead of a silent timeout.
+
 Not thread-safe: a connection belongs to one thread. An unreachable broker that neither refuses
-nor closes (a hung process, a dropped network, or one that rejects this client's CURVE keys,
-which ZeroMQ does silently) shows as ``RequestTimedOutError``.
+nor closes (a hung process, a dropped network) shows as ``RequestTimedOutError``.
 """
 
 from __future__ import annotations
@@ -36,7 +42,14 @@ import zmq
 
 from zmq.utils.monitor import parse_monitor_message
 
-from kbroker.errors import BrokerUnavailableError, InvalidRequestError, RequestTimedOutError, UnknownError, error_for_code
+from kbroker.errors import (
+    AuthenticationError,
+    BrokerUnavailableError,
+    InvalidRequestError,
+    RequestTimedOutError,
+    UnknownError,
+    error_for_code,
+)
 from kbroker.transport.codec import decode, encode
 from kbroker.transport.messages_client import ErrorResponse
 from kbroker.transport.schema import Message
@@ -47,6 +60,11 @@ SocketSetup = Callable[[zmq.Socket, str], None]
 
 _UP_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED
 _DOWN_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+_MECHANISM_MISMATCH = getattr(zmq, "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH", 0x11000002)
+HANDSHAKE_RETRIES = 3  # ambiguous handshake failures in a row before they count as an authentication failure
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
 def normalize_endpoint(address: str) -> str:
@@ -76,6 +94,9 @@ class Connection:
         self.timeout = timeout
         self._context = context if context is not None else zmq.Context.instance()
         self._socket_setup = socket_setup
+        self._auth_failure: str | None = None  # why handshakes fail (until one succeeds)
+        self._handshake_failures = 0  # failures since the last success
+        self._after_failed_handshake = 0
         self._hwm = hwm
         self._max_header_bytes = max_header_bytes
         self._ids = itertools.count(1)
@@ -106,7 +127,7 @@ class Connection:
             sock.setsockopt(zmq.IMMEDIATE, 1)  # a send waits for a live connection, then times out
             if self._socket_setup is not None:
                 self._socket_setup(sock, "dealer")
-            monitor = sock.get_monitor_socket(_UP_EVENTS | _DOWN_EVENTS)
+            monitor = sock.get_monitor_socket(_UP_EVENTS | _DOWN_EVENTS | _HANDSHAKE_FAILED)
         except BaseException:
             sock.close(linger=0)
             raise
@@ -116,6 +137,7 @@ class Connection:
             _close(sock, monitor)
             raise
         self._socket, self._monitor, self.link = sock, monitor, "connecting"
+        self._auth_failure, self._handshake_failures, self._after_failed_handshake = None, 0, 0
 
     @property
     def monitor(self) -> zmq.Socket | None:
@@ -127,13 +149,47 @@ class Connection:
         went_down = False
         monitor = self._monitor
         while monitor is not None and monitor.poll(0, zmq.POLLIN):
-            event = parse_monitor_message(monitor.recv_multipart())["event"]
+            parsed = parse_monitor_message(monitor.recv_multipart())
+            event = parsed["event"]
             if event & _UP_EVENTS:
                 self.link = "up"
+                self._auth_failure, self._handshake_failures, self._after_failed_handshake = None, 0, 0
+            elif event & _HANDSHAKE_FAILED:
+                value = parsed["value"]
+                certain = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH or (
+                    event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == _MECHANISM_MISMATCH
+                )
+                self._handshake_failures += 1
+                self._after_failed_handshake = 2  # its DISCONNECTED and CONNECT_RETRIED say nothing of the broker's life
+                if certain or self._handshake_failures >= HANDSHAKE_RETRIES:
+                    self._auth_failure = self._handshake_failure(event, value)
+            elif event & _DOWN_EVENTS and self._after_failed_handshake:
+                self._after_failed_handshake -= 1
             elif event & _DOWN_EVENTS:  # a lost link, or a connect refused
                 went_down = went_down or event == zmq.EVENT_DISCONNECTED
                 self.link = "down"
         return went_down
+
+    def _handshake_failure(self, event: int, value: int) -> str:
+        curve = self._socket_setup is not None
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return (
+                f"the broker at {self.endpoint} refused this client's CURVE public key (ZAP status {value}); "
+                "check that the client's .key file is in the broker's --curve-allow directory (and was not removed)"
+            )
+        if not curve:  # a plaintext client: the peer asked for a security mechanism
+            return (
+                f"the broker at {self.endpoint} requires CURVE encryption and this client has no keys; "
+                "pass curve_secret_key=FILE and curve_server_key=FILE (CLI: --curve-secret-key/--curve-server-key)"
+            )
+        return (
+            f"the CURVE handshake with {self.endpoint} failed; check that curve_server_key is the broker's public "
+            "key (the .key of its --curve-secret-key) and that the broker runs with CURVE"
+        )
+
+    def _check_auth(self) -> None:
+        if self._auth_failure is not None:
+            raise AuthenticationError(self._auth_failure)
 
     def _unreachable(self, what: str) -> BrokerUnavailableError:
         return BrokerUnavailableError(
@@ -173,13 +229,18 @@ class Connection:
         poller.register(sock, zmq.POLLOUT)
         poller.register(self._monitor, zmq.POLLIN)
         while True:
+            self._check_auth()
             if self.link == "down":
                 raise self._unreachable(f"could not send {type(message).__name__}")
             remaining = deadline - time.monotonic()
             events = dict(poller.poll(_ms(remaining))) if remaining > 0 else {}
             if sock in events:
-                sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
-                return correlation_id
+                try:
+                    sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                    return correlation_id
+                except zmq.Again:  # the peer went away between the poll and the send: look again
+                    self.update_link()
+                    continue
             if self._monitor in events:
                 self.update_link()
                 continue
@@ -203,7 +264,9 @@ class Connection:
                 if sock in events:
                     break
                 if self._monitor in events:
-                    if self.update_link():
+                    went_down = self.update_link()
+                    self._check_auth()
+                    if went_down:
                         raise self._unreachable("no reply will come")
                     continue
                 raise RequestTimedOutError(f"no reply from {self.endpoint} within {wait:g}s")
@@ -228,6 +291,8 @@ class Connection:
             except BrokerUnavailableError as exc:
                 self.reconnect()
                 raise BrokerUnavailableError(f"{type(message).__name__} lost: {exc.message}") from None
+            except AuthenticationError:
+                raise  # the socket keeps retrying the handshake: a key allowed later makes the next request work
             except RequestTimedOutError:
                 self.reconnect()
                 raise RequestTimedOutError(

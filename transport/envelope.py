@@ -42,7 +42,9 @@ class ReplySink(Protocol):
 class Envelope:
     """One message delivered to a local actor."""
 
-    __slots__ = ("message", "correlation_id", "to", "frames", "payload_bytes", "route", "_sink", "_replied", "_released")
+    __slots__ = (
+        "message", "correlation_id", "to", "frames", "payload_bytes", "route", "identity", "_sink", "_replied", "_released",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class Envelope:
         payload_bytes: int,
         sink: ReplySink,
         route: tuple[bytes, ...] = (),
+        identity: str | None = None,
     ) -> None:
         self.message = message
         self.correlation_id = correlation_id
@@ -60,6 +63,7 @@ class Envelope:
         self.frames = frames  # the payload frames (zmq.Frame), which the message's payloads view
         self.payload_bytes = payload_bytes
         self.route = route  # ZeroMQ routing frames of the sender (opaque)
+        self.identity = identity  # the sender's CURVE public key (Z85) as ZAP reported it; None without CURVE
         self._sink = sink
         self._replied = False
         self._released = payload_bytes == 0

@@ -24,18 +24,21 @@ from typing import Any, Callable
 import pykka
 import zmq
 
-from kbroker.errors import BrokerUnavailableError, InvalidRequestError, KBrokerError, UnknownError
+from kbroker.errors import BrokerUnavailableError, InvalidRequestError, KBrokerError, PolicyViolationError, RecordTooLargeError, UnknownError
 from kbroker.transport.codec import decode, encode, peek_correlation_id
 from kbroker.transport.envelope import Envelope, ReplySink
 from kbroker.transport.flow import InflightBudget
 from kbroker.transport.messages_client import ErrorResponse
+from kbroker.transport.messages import CLIENT_MESSAGE_TYPES
+from kbroker.transport.schema import MESSAGE_TYPES
 from kbroker.transport.send_queue import QueuedMessage, SendQueue, always, frames_size, nonblocking_sender
 
 __all__ = ["Inbound"]
 
 log = logging.getLogger(__name__)
 
-READ_BATCH = 256  # messages taken from the ROUTER before the loop looks at anything else
+READ_BATCH = 256
+_CLIENT_REQUESTS = frozenset(MESSAGE_TYPES[name] for name in CLIENT_MESSAGE_TYPES)  # messages taken from the ROUTER before the loop looks at anything else
 
 
 class Inbound:
@@ -49,15 +52,25 @@ class Inbound:
         max_inflight_bytes: int,
         max_header_bytes: int,
         send_queue_bytes: int,
+        max_request_bytes: int = 100 << 20,
+        max_in_flight_per_connection: int = 1000,
         send_ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        identify: bool = False,
+        authorize: Callable[[str | None, Any], Any] | None = None,
     ) -> None:
         self.router = router
+        self._identify = identify  # CURVE on: read each message's User-Id (the ZAP-reported public key)
+        self._authorize = authorize  # returns the message to deliver, or raises AuthorizationError
         self.endpoint = endpoint
         self.budget = InflightBudget(max_inflight_bytes)
         self._handler_for = handler_for
         self._sink = sink
         self._max_header_bytes = max_header_bytes
+        self._max_request_bytes = max_request_bytes
+        self._max_in_flight = max_in_flight_per_connection
+        self.in_flight: dict[bytes, int] = {}  # per client connection (routing id): delivered, not yet released
+        self._counted: dict[int, bytes] = {}  # id(envelope) -> routing id, for the client requests counted
         self._send_queue_bytes = send_queue_bytes
         self._send_ttl = send_ttl
         self._clock = clock
@@ -84,6 +97,17 @@ class Inbound:
 
     def release(self, envelope: Envelope) -> None:
         self.budget.release(envelope.payload_bytes)
+        self.finished(envelope)
+
+    def finished(self, envelope: Envelope) -> None:
+        """A client request was answered or released (whichever first): no longer in flight."""
+        peer = self._counted.pop(id(envelope), None)
+        if peer is not None:
+            left = self.in_flight.get(peer, 0) - 1
+            if left > 0:
+                self.in_flight[peer] = left
+            else:
+                self.in_flight.pop(peer, None)
 
     def _on_message(self, frames: list[zmq.Frame]) -> None:
         if len(frames) >= 2 and len(frames[1]) == 0:  # REQ-style empty delimiter: echo it back
@@ -92,11 +116,25 @@ class Inbound:
         else:
             route = (frames[0].bytes,)
             body = frames[1:]
+        size = sum(len(f) for f in body)
+        if size > self._max_request_bytes:
+            self._answer_error(route, peek_correlation_id(body), RecordTooLargeError(
+                f"a request of {size} bytes is over this broker's maximum request size of {self._max_request_bytes} "
+                "bytes (kbroker start --max-request-bytes); send smaller batches"
+            ))  # fmt: skip
+            return
         try:
             decoded = decode(body, max_header_bytes=self._max_header_bytes)
         except InvalidRequestError as exc:
             log.debug("rejected a malformed message: %s", exc.message)
             self._answer_error(route, peek_correlation_id(body), exc)
+            return
+        counted = type(decoded.message) in _CLIENT_REQUESTS  # replication and control traffic is not limited
+        if counted and self.in_flight.get(route[0], 0) >= self._max_in_flight:
+            self._answer_error(route, decoded.correlation_id, PolicyViolationError(
+                f"this connection already has {self._max_in_flight} requests in flight at {self.endpoint} "
+                "(kbroker start --max-in-flight-requests); wait for their replies before sending more"
+            ))  # fmt: skip
             return
         name, handler, accepts = self._handler_for(decoded.to)
         if handler is None:
@@ -106,10 +144,23 @@ class Inbound:
             refusal = InvalidRequestError(f"actor {name!r} at {self.endpoint} does not serve {type(decoded.message).__name__}")
             self._answer_error(route, decoded.correlation_id, refusal)
             return
+        message, identity = decoded.message, None
+        if self._identify:
+            identity = _user_id(body[0])
+            if self._authorize is not None:
+                try:
+                    message = self._authorize(identity, message)
+                except KBrokerError as exc:
+                    log.warning("denied %s from %s: %s", type(message).__name__, identity, exc.message)
+                    self._answer_error(route, decoded.correlation_id, exc)
+                    return
         envelope = Envelope(
-            decoded.message, decoded.correlation_id, decoded.to, tuple(body[1:]), decoded.payload_bytes, self._sink, route
+            message, decoded.correlation_id, decoded.to, tuple(body[1:]), decoded.payload_bytes, self._sink, route, identity
         )
         self.budget.charge(decoded.payload_bytes)
+        if counted:
+            self.in_flight[route[0]] = self.in_flight.get(route[0], 0) + 1
+            self._counted[id(envelope)] = route[0]
         self.delivered += 1
         try:
             tell = getattr(handler, "tell", None)
@@ -174,3 +225,12 @@ class Inbound:
     def close(self) -> None:
         self.reply_queues.clear()
         self.router.close(linger=0)
+
+
+def _user_id(frame: Any) -> str | None:
+    """The ZAP User-Id of a received frame (our ZAP handler sets the client's Z85 public key)."""
+    try:
+        value = frame.get("User-Id")
+    except (zmq.ZMQError, AttributeError):
+        return None
+    return value or None

@@ -28,6 +28,10 @@ Invariants:
 - While payload bytes delivered to local actors and not released reach ``max_inflight_bytes``,
   the ROUTER is not read: its RCVHWM fills, then TCP, then the senders' SNDHWM, so a fast
   producer cannot grow this process's memory. In flight stays below the limit plus one message.
+- With ``curve`` (transport/curve.py) every socket is CURVE, a ZAP handler on this thread's
+  context (polled here, bound before the ROUTER) admits only allowed keys, each request's sender
+  identity (its public key) goes into ``Envelope.identity`` and ``guard.authorize`` checks the
+  request once before delivery; without ``curve`` none of this costs anything.
 - Processes are started with ``spawn``: an ``IOThread`` is created in the process that uses it
   (it refuses to be pickled or used after a fork); its context is its own, terminated by ``stop``.
 """
@@ -50,6 +54,7 @@ import zmq
 from kbroker.errors import BrokerUnavailableError
 from kbroker.transport.codec import ACTOR_NAME_MAX, MAX_HEADER_BYTES, encode
 from kbroker.transport.command_queue import CommandQueue
+from kbroker.transport.curve import CurveServer, RequestGuard, ZapHandler
 from kbroker.transport.envelope import Address, Envelope
 from kbroker.transport.inbound import Inbound
 from kbroker.transport.outbound import Outbound, fail
@@ -108,13 +113,19 @@ class IOThread:
         max_inflight_bytes: int = 64 << 20,
         hwm: int = 64,
         max_frame_bytes: int = 256 << 20,
+        max_request_bytes: int = 100 << 20,
+        max_in_flight_per_connection: int = 1000,
         max_header_bytes: int = MAX_HEADER_BYTES,
         max_reply_header_bytes: int = 64 << 20,
         send_queue_bytes: int = 64 << 20,
         send_ttl: float = 30.0,
         socket_setup: SocketSetup | None = None,
         clock: Callable[[], float] = time.monotonic,
+        curve: CurveServer | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
+        """``curve``: serve and connect with CURVE (a ZAP handler on this thread checks clients);
+        ``guard``: authorize each request by its sender's identity (only with ``curve``)."""
         if max_inflight_bytes <= 0:
             raise ValueError(f"max_inflight_bytes must be positive, got {max_inflight_bytes}")
         self._bind = bind
@@ -123,11 +134,16 @@ class IOThread:
         self._max_inflight_bytes = max_inflight_bytes
         self._hwm = hwm
         self._max_frame_bytes = max_frame_bytes
+        self._max_request_bytes = max_request_bytes
+        self._max_in_flight_per_connection = max_in_flight_per_connection
         self._max_header_bytes = max_header_bytes
         self._max_reply_header_bytes = max_reply_header_bytes
         self._send_queue_bytes = send_queue_bytes
         self._send_ttl = send_ttl
-        self._socket_setup = socket_setup
+        self._socket_setup = socket_setup if socket_setup is not None or curve is None else curve.socket_setup
+        self._curve = curve
+        self._guard = guard if curve is not None else None  # no identities without CURVE: nothing to check
+        self._zap: ZapHandler | None = None
         self._clock = clock
         self._pid = os.getpid()
         self._ids = itertools.count(1)
@@ -271,8 +287,10 @@ class IOThread:
     # --- ReplySink: called by Envelope.reply / Envelope.done (any thread) --------------------
 
     def send_reply(self, envelope: Envelope, message: Message) -> None:
+        if self._guard is not None and envelope.identity is not None:
+            message = self._guard.filter_reply(envelope.identity, message)  # e.g. topics it may not see
         frames = encode(message, envelope.correlation_id)
-        self._submit((_REPLY, envelope.route, frames))
+        self._submit((_REPLY, envelope.route, frames, envelope))
 
     def release(self, envelope: Envelope) -> None:
         self._submit((_RELEASE, envelope))
@@ -318,13 +336,18 @@ class IOThread:
         assert self._commands is not None
         context = self._context = zmq.Context(io_threads=1)
         poller = self._poller = zmq.Poller()
+        if self._curve is not None:  # before the ROUTER binds: no client may connect unchecked
+            self._zap = ZapHandler(context, self._curve.allow)
+            poller.register(self._zap.socket, zmq.POLLIN)
         router = context.socket(zmq.ROUTER)
         try:
             router.setsockopt(zmq.LINGER, 0)
             router.setsockopt(zmq.RCVHWM, self._hwm)
             router.setsockopt(zmq.SNDHWM, self._hwm)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # EHOSTUNREACH for gone clients, EAGAIN when full
-            router.setsockopt(zmq.MAXMSGSIZE, self._max_frame_bytes)
+            # a frame past the request limit (plus room for a header) is dropped with its connection
+            # by ZeroMQ itself; requests up to it are read and refused with a clear error
+            router.setsockopt(zmq.MAXMSGSIZE, min(self._max_frame_bytes, self._max_request_bytes + (1 << 20)))
             if self._socket_setup is not None:
                 self._socket_setup(router, "router")
             router.bind(self._bind)
@@ -343,9 +366,13 @@ class IOThread:
             sink=self,
             max_inflight_bytes=self._max_inflight_bytes,
             max_header_bytes=self._max_header_bytes,
+            max_request_bytes=self._max_request_bytes,
+            max_in_flight_per_connection=self._max_in_flight_per_connection,
             send_queue_bytes=self._send_queue_bytes,
             send_ttl=self._send_ttl,
             clock=self._clock,
+            identify=self._curve is not None,
+            authorize=self._guard.authorize if self._guard is not None else None,
         )
         self._outbound = Outbound(
             context,
@@ -363,6 +390,7 @@ class IOThread:
         assert self._poller and self._inbound and self._outbound and self._commands is not None
         poller, inbound, outbound, commands = self._poller, self._inbound, self._outbound, self._commands
         router = inbound.router
+        zap = self._zap.socket if self._zap is not None else None
         while True:
             router_ready = False
             for sock, event in poller.poll(self._poll_timeout_ms()):
@@ -370,6 +398,8 @@ class IOThread:
                     router_ready = True
                 elif isinstance(sock, int):
                     commands.clear_wakeup()
+                elif sock is zap and self._zap is not None:
+                    self._zap.handle()
                 else:
                     outbound.on_event(sock, event)
             if router_ready:
@@ -404,6 +434,8 @@ class IOThread:
                 outbound.send(*command[1:])
             elif kind == _REPLY:
                 inbound.send_reply(command[1], command[2])
+                if len(command) > 3:
+                    inbound.finished(command[3])
             elif kind == _RELEASE:
                 inbound.release(command[1])
             elif kind == _FORGET:
@@ -429,5 +461,7 @@ class IOThread:
             self._outbound.close(stopped)
         if self._inbound is not None:
             self._inbound.close()
+        if self._zap is not None:
+            self._zap.close()
         if self._context is not None:
             self._context.term()

@@ -13,6 +13,7 @@ from kbroker.transport.schema import (
     Epoch,
     ErrorCode,
     Int32,
+    Int64,
     Message,
     Name,
     Offset,
@@ -45,6 +46,9 @@ __all__ = [
     "DescribeCluster",
     "WorkerDescription",
     "DescribeClusterResponse",
+    "DescribeWorkerStats",
+    "ReplicaStats",
+    "DescribeWorkerStatsResponse",
 ]
 
 
@@ -191,3 +195,35 @@ class DescribeClusterResponse(Message):
     cluster_id: Name
     controller_endpoint: Endpoint
     workers: tuple[WorkerDescription, ...]
+
+
+# --- DescribeWorkerStats (to a worker's endpoint: its counters and replicas, for `kbroker top`) --
+
+
+@message
+class DescribeWorkerStats(Message):
+    pass
+
+
+@struct
+class ReplicaStats:
+    topic: Name
+    partition: PartitionId
+    error_code: ErrorCode  # the replica did not answer (its offsets are then -1)
+    is_leader: bool
+    leader_epoch: Epoch
+    log_start_offset: Offset
+    high_watermark: Offset
+    log_end_offset: Offset
+    size_bytes: Int64  # bytes of its segments on disk
+
+
+@message
+class DescribeWorkerStatsResponse(Message):
+    worker_id: WorkerId
+    uptime_ms: Int64  # since the worker process started serving
+    produce_requests: Int64  # counters since the worker process started
+    fetch_requests: Int64
+    bytes_in: Int64  # record batch bytes received in Produce requests
+    bytes_out: Int64  # record batch bytes sent in Fetch responses
+    replicas: tuple[ReplicaStats, ...]

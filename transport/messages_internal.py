@@ -54,6 +54,10 @@ __all__ = [
     "UpdateMetadataResponse",
     "AlterIsr",
     "AlterIsrResponse",
+    "AlterReplicaStatus",
+    "AlterReplicaStatusResponse",
+    "InjectFault",
+    "InjectFaultResponse",
     "ReplicaAppend",
     "ReplicaAppendAck",
     "ReplicaFetch",
@@ -177,6 +181,48 @@ class AlterIsrResponse(Message):
     topic: Name
     partition: PartitionId
     state: PartitionState | None  # the partition as the controller now has it (None on error)
+
+
+# --- Replica storage status (worker -> controller) ------------------------------------------
+
+
+@message
+class AlterReplicaStatus(Message):
+    """A worker's replica lost its storage (an I/O error, a full disk) or has it back (Kafka: offline
+    log dirs, KIP-112). Offline: the controller takes it out of the ISR and moves leadership away."""
+
+    worker_id: WorkerId
+    incarnation: Int64
+    topic: Name
+    partition: PartitionId
+    offline: bool
+    reason: Text | None  # what failed (an errno text), for the controller's log
+
+
+@message
+class AlterReplicaStatusResponse(Message):
+    error_code: ErrorCode
+    error_message: Text | None
+
+
+# --- Fault injection (tests, to a worker started with --fault-injection) ---------------------
+
+
+@message
+class InjectFault(Message):
+    """Arm (``times`` > 0, or -1 for until cleared) or clear (``times`` 0) a named storage fault
+    point in one worker (storage/faults.py): it raises OSError(``errno``) where it is reached.
+    Refused unless the broker was started with ``--fault-injection`` (a test-only switch)."""
+
+    point: Name
+    errno: Int32
+    times: Int32
+
+
+@message
+class InjectFaultResponse(Message):
+    error_code: ErrorCode
+    error_message: Text | None
 
 
 # --- Replication (leader <-> follower) ------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import zmq
 
 from kbroker.errors import BrokerUnavailableError, InvalidRequestError, KBrokerError, RequestTimedOutError, UnknownError, error_for_code
+from kbroker.storage.faults import fault_point
 from kbroker.transport.codec import decode, peek_correlation_id
 from kbroker.transport.flow import PendingRequests
 from kbroker.transport.messages_client import ErrorResponse
@@ -90,6 +91,11 @@ class Outbound:
     ) -> None:
         if future is not None:
             self.pending.add(correlation_id, future, deadline, what)
+        try:
+            fault_point("transport.send")
+        except Exception as exc:  # an armed fault (tests): the message is lost on the way
+            self._give_up(correlation_id, future, BrokerUnavailableError(f"sending {what} to {endpoint} failed: {exc}"))
+            return
         try:
             peer = self._peer(endpoint)
         except zmq.ZMQError as exc:

@@ -70,6 +70,7 @@ class AckedProducer:
     topic: str
     keys: int = 50
     producer_kwargs: dict = field(default_factory=dict)
+    prefix: bytes = b""  # keeps the values of several producers on one topic apart
     acked: list[tuple[bytes, int]] = field(default_factory=list)
     failed: list[tuple[bytes, int, Exception]] = field(default_factory=list)
     sent: int = 0
@@ -107,7 +108,7 @@ class AckedProducer:
             with Producer(self.bootstrap, acks="all", **self.producer_kwargs) as producer:
                 seq = 0
                 while not self._stop.is_set():
-                    key = b"key-%d" % (seq % self.keys)
+                    key = self.prefix + b"key-%d" % (seq % self.keys)
                     future = producer.send(self.topic, b"%s:%d" % (key, seq), key=key)
                     future.add_done_callback(lambda f, key=key, seq=seq: self._on_done(key, seq, f))
                     seq += 1

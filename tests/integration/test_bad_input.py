@@ -165,3 +165,13 @@ def test_garbage_frames_get_an_error_response_and_crash_nothing(cluster: Cluster
     finally:
         context.destroy(linger=0)
     _assert_still_serving(cluster, pids)
+
+
+def test_a_request_over_the_brokers_size_limit_fails_clearly_and_smaller_ones_go_on(start_cluster: Callable[..., Cluster]) -> None:
+    cluster = start_cluster(workers=1, args=["--max-request-bytes", "200000"])
+    with Producer(cluster.bootstrap, acks=1) as producer:
+        assert producer.send("sized", b"small first").result(30).offset == 0
+        too_big = producer.send("sized", b"x" * 300_000)
+        with pytest.raises(RecordTooLargeError, match="200000 bytes.*--max-request-bytes"):
+            too_big.result(30)
+        assert producer.send("sized", b"small after").result(30).offset == 1

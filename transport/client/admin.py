@@ -4,6 +4,8 @@
         create_topic / delete_topic / alter_topic_config    CreateTopics / DeleteTopics / AlterConfigs
         list_topics / describe_topic                         Metadata / DescribeTopics
         describe_cluster                                     DescribeCluster
+        list_groups / describe_group / delete_group / reset_offsets   (admin_groups.py: the coordinators)
+        describe_worker_stats                                DescribeWorkerStats to each live worker
 
 Every method sends one request and waits at most ``timeout`` seconds for its answer. Failures
 are raised as the ``KBrokerError`` subclass of the broker's error code (``error_for_code``), with
@@ -32,8 +34,11 @@ from kbroker.errors import (
     UnknownError,
     error_for_code,
 )
-from kbroker.transport.client.common import reject_curve_keys, resolve_bootstrap
-from kbroker.transport.client.types import PartitionInfo, TopicInfo, WorkerInfo
+from kbroker.transport.client.admin_acls import AclAdmin
+from kbroker.transport.client.admin_groups import GroupAdmin
+from kbroker.transport.client.common import curve_setup, resolve_bootstrap
+from kbroker.transport.client.types import PartitionInfo, TopicInfo, WorkerInfo, WorkerStats
+from kbroker.transport.client.worker_stats import gather_worker_stats
 from kbroker.transport.connection import Connection
 from kbroker.transport.messages_admin import (
     AlterConfigs,
@@ -96,12 +101,13 @@ def _check_name(name: object) -> str:
     return name
 
 
-class Admin:
+class Admin(GroupAdmin, AclAdmin):
     """Topic and cluster administration. ``Admin(bootstrap)``; a context manager; see the module docstring.
 
     ``bootstrap``: ``host:port`` or ``tcp://host:port``; default ``$KBROKER_BOOTSTRAP``, else
-    ``127.0.0.1:7092``. ``curve_secret_key`` / ``curve_server_key`` are reserved for CURVE
-    security; this version of kbroker does not support it yet and accepts only None.
+    ``127.0.0.1:7092``. ``curve_secret_key`` (this client's ``NAME.key_secret``) and
+    ``curve_server_key`` (the broker's public ``.key``) turn on CURVE; see transport/curve.py.
+    ACLs: ``create_acls`` / ``list_acls`` / ``delete_acls`` (admin_acls.py).
     """
 
     def __init__(
@@ -112,13 +118,14 @@ class Admin:
         curve_secret_key: str | os.PathLike[str] | None = None,
         curve_server_key: str | os.PathLike[str] | None = None,
     ) -> None:
-        reject_curve_keys(curve_secret_key, curve_server_key)
+        self._socket_setup = curve_setup(curve_secret_key, curve_server_key)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.bootstrap = resolve_bootstrap(bootstrap)
         self.timeout = float(timeout)
         self._lock = threading.Lock()
-        self._connection: Connection | None = Connection(self.bootstrap, timeout=self.timeout)
+        self._connection: Connection | None = Connection(self.bootstrap, timeout=self.timeout, socket_setup=self._socket_setup)
+        self._worker_connections: dict[str, Connection] = {}  # describe_worker_stats, by endpoint
 
     def __enter__(self) -> Admin:
         return self
@@ -134,6 +141,9 @@ class Admin:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            for conn in self._worker_connections.values():
+                conn.close()
+            self._worker_connections.clear()
 
     def _request(self, message: Message, expected: type[Message]) -> Any:
         with self._lock:
@@ -229,3 +239,17 @@ class Admin:
             WorkerInfo(w.worker_id, w.endpoint, None if w.pid < 0 else w.pid, w.alive)
             for w in sorted(reply.workers, key=lambda w: w.worker_id)
         ]
+
+    def describe_worker_stats(self, timeout: float | None = None) -> list[WorkerStats]:
+        """Every worker with its traffic counters and replicas (state, offsets, size on disk), by id.
+
+        Live workers are asked in parallel, each on its own endpoint; one that does not answer
+        within ``timeout`` (default: the smaller of the Admin's timeout and 2 s) comes back with
+        ``uptime_ms`` None and ``error`` set, instead of failing the call.
+        """
+        workers = self.describe_cluster()
+        wait = min(self.timeout, 2.0) if timeout is None else timeout
+        with self._lock:
+            if self._connection is None:
+                raise RuntimeError(f"{self!r} is closed")
+            return gather_worker_stats(workers, self._worker_connections, wait, socket_setup=self._socket_setup)

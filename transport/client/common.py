@@ -1,5 +1,5 @@
 """What every socket-using client (``Producer``, ``Consumer``; ``Admin`` does the same inline) shares:
-bootstrap resolution, the CURVE placeholder check, setting checks, a connection pool keyed by
+bootstrap resolution, CURVE key files (``curve_setup``), setting checks, a connection pool keyed by
 endpoint, and a wake-up signal a poll loop can wait on beside its sockets.
 
     ConnectionPool: endpoint -> Connection (DEALER), created on first use, replaced on timeout;
@@ -21,9 +21,16 @@ import zmq
 
 from kbroker.errors import InvalidConfigError
 from kbroker.transport.client.types import BOOTSTRAP_ENV, normalize_bootstrap
-from kbroker.transport.connection import Connection
+from kbroker.transport.connection import Connection, SocketSetup
+from kbroker.transport.curve import ClientCurve, CurveKeyError, client_curve
 
-__all__ = ["resolve_bootstrap", "reject_curve_keys", "check_ms", "check_count", "ConnectionPool", "WakeSignal"]
+__all__ = [
+    "resolve_bootstrap", "curve_setup", "check_ms", "check_count", "ConnectionPool", "WakeSignal",
+    "CURVE_SECRET_KEY_ENV", "CURVE_SERVER_KEY_ENV",
+]  # fmt: skip
+
+CURVE_SECRET_KEY_ENV = "KBROKER_CURVE_SECRET_KEY"
+CURVE_SERVER_KEY_ENV = "KBROKER_CURVE_SERVER_KEY"
 
 
 def resolve_bootstrap(bootstrap: str | None) -> str:
@@ -33,13 +40,24 @@ def resolve_bootstrap(bootstrap: str | None) -> str:
     return normalize_bootstrap(bootstrap)
 
 
-def reject_curve_keys(curve_secret_key: object, curve_server_key: object) -> None:
-    """CURVE is reserved for a later version: only None is accepted (Admin, Producer, Consumer)."""
-    if curve_secret_key is not None or curve_server_key is not None:
-        raise InvalidConfigError(
-            "CURVE keys are not supported by this kbroker version yet (the broker has no "
-            "--curve-secret-key); leave curve_secret_key and curve_server_key unset"
-        )
+def curve_setup(curve_secret_key: object, curve_server_key: object) -> ClientCurve | None:
+    """The CURVE socket setup of a client (Admin, Producer, Consumer), or None for plaintext.
+
+    Each key not given falls back to ``$KBROKER_CURVE_SECRET_KEY`` / ``$KBROKER_CURVE_SERVER_KEY``
+    (as the bootstrap falls back to ``$KBROKER_BOOTSTRAP``). Both or neither; a missing or
+    malformed file is ``InvalidConfigError`` naming the file (never showing a key).
+    """
+    if curve_secret_key is None:
+        curve_secret_key = os.environ.get(CURVE_SECRET_KEY_ENV) or None
+    if curve_server_key is None:
+        curve_server_key = os.environ.get(CURVE_SERVER_KEY_ENV) or None
+    for name, value in (("curve_secret_key", curve_secret_key), ("curve_server_key", curve_server_key)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise InvalidConfigError(f"{name} must be a file path (str or os.PathLike), got {type(value).__name__}")
+    try:
+        return client_curve(curve_secret_key, curve_server_key)  # type: ignore[arg-type]
+    except CurveKeyError as exc:
+        raise InvalidConfigError(str(exc)) from None
 
 
 def check_ms(name: str, value: object, *, minimum: float = 0) -> float:
@@ -58,16 +76,17 @@ def check_count(name: str, value: object, *, minimum: int = 1) -> int:
 class ConnectionPool:
     """One ``Connection`` per endpoint, opened on first use."""
 
-    def __init__(self, *, timeout: float, context: zmq.Context | None = None) -> None:
+    def __init__(self, *, timeout: float, context: zmq.Context | None = None, socket_setup: SocketSetup | None = None) -> None:
         self._timeout = timeout
         self._context = context
+        self.socket_setup = socket_setup  # CURVE keys (client_curve), applied to every connection
         self._connections: dict[str, Connection] = {}
         self._lost: set[str] = set()
 
     def get(self, endpoint: str) -> Connection:
         conn = self._connections.get(endpoint)
         if conn is None:
-            conn = Connection(endpoint, timeout=self._timeout, context=self._context)
+            conn = Connection(endpoint, timeout=self._timeout, context=self._context, socket_setup=self.socket_setup)
             self._connections[endpoint] = conn
         return conn
 

@@ -11,11 +11,13 @@
 - Leader changes, unknown topics (auto-created on first use unless the broker forbids it) and
   timeouts refresh metadata and fetch again from the same position: nothing skipped or repeated.
 
-Consumer groups (``group_id``, ``commit``, ``committed``, group-managed ``subscribe``) arrive in a
-later kbroker version. Until then ``group_id`` must be None, ``commit``/``committed`` raise
-``GroupsNotSupportedError``, and ``subscribe(topics)`` assigns *every* partition of those topics
-to this consumer (the no-group behaviour: each consumer reads everything), picking up partitions
-added later.
+With a ``group_id``, ``subscribe(topics)`` (or ``subscribe(pattern=regex)``) joins the consumer
+group: the group's coordinator splits the partitions between its members (group_consumer.py),
+positions start at the committed offsets, ``commit()`` / auto-commit store them, ``committed(tp)``
+reads them. ``group_instance_id`` makes the member static: back under the same id within
+``session_timeout_ms``, it gets its partitions back without a reshuffle. Without a group,
+``subscribe(topics)`` assigns *every* partition of those topics to this consumer (each consumer
+reads everything), picking up partitions added later; ``commit``/``committed`` need a group.
 
 Not thread-safe, except ``close()``, which may be called from another thread to end a ``poll``
 or an iteration in progress (as Kafka's ``wakeup`` + ``close``). No thread of its own: the I/O
@@ -25,36 +27,35 @@ happens in the thread calling ``poll``.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
-from kbroker.errors import InvalidConfigError, InvalidRequestError, RequestTimedOutError
-from kbroker.transport.client.common import WakeSignal, check_count, check_ms, reject_curve_keys, resolve_bootstrap
+from kbroker.errors import InvalidConfigError, RequestTimedOutError
+from kbroker.transport.client.common import WakeSignal, check_count, check_ms, curve_setup, resolve_bootstrap
 from kbroker.transport.client.fetcher import RESET_POLICIES, Fetcher, FetchSettings
+from kbroker.transport.client.group_consumer import GroupConsumer, make_group_consumer
 from kbroker.transport.client.types import Record, TopicPartition
 from kbroker.transport.messages_client import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
-__all__ = ["Consumer", "GroupsNotSupportedError"]
+__all__ = ["Consumer"]
 
 _ITER_POLL_S = 1.0
-
-
-class GroupsNotSupportedError(InvalidRequestError):
-    """Consumer groups (and so commits) are not available in this kbroker version."""
-
-    hint = (
-        "consumer groups (group_id, commit, committed) arrive in a later kbroker version; use group_id=None "
-        "with assign()/subscribe() and keep track of positions yourself (position(), seek())"
-    )
 
 
 class Consumer:
     """Reads records. ``Consumer(bootstrap)``; a context manager and an iterator; see the module docstring.
 
     ``bootstrap``: ``host:port`` or ``tcp://host:port``; default ``$KBROKER_BOOTSTRAP``, else
-    127.0.0.1:7092. ``curve_secret_key``/``curve_server_key``: reserved (None only).
+    127.0.0.1:7092. ``curve_secret_key``/``curve_server_key``: CURVE key files (this client's
+    ``NAME.key_secret``, the broker's public ``.key``); default ``$KBROKER_CURVE_SECRET_KEY`` / ``..._SERVER_KEY``.
+
+    Groups: ``group_id``; ``enable_auto_commit`` commits positions every ``auto_commit_interval_ms``,
+    before giving partitions up, and on ``close()``; ``session_timeout_ms`` (a member silent this
+    long is removed) and ``heartbeat_interval_ms``: heartbeats are sent from ``poll()``, so poll
+    more often than the session timeout; ``group_instance_id`` for static membership.
     """
 
     def __init__(
@@ -73,13 +74,12 @@ class Consumer:
         client_id: str | None = None,
         curve_secret_key: str | os.PathLike[str] | None = None,
         curve_server_key: str | os.PathLike[str] | None = None,
+        auto_commit_interval_ms: int = 5000,
+        session_timeout_ms: int = 45_000,
+        heartbeat_interval_ms: int = 3000,
+        group_instance_id: str | None = None,
     ) -> None:
-        reject_curve_keys(curve_secret_key, curve_server_key)
-        if group_id is not None:
-            raise GroupsNotSupportedError(
-                f"group_id={group_id!r}: consumer groups arrive in a later kbroker version; use group_id=None "
-                "with assign() or subscribe() (which then reads every partition of the topics)"
-            )
+        socket_setup = curve_setup(curve_secret_key, curve_server_key)
         if not isinstance(enable_auto_commit, bool):
             raise InvalidConfigError(f"enable_auto_commit must be True or False, got {enable_auto_commit!r}")
         if auto_offset_reset not in RESET_POLICIES:
@@ -103,7 +103,12 @@ class Consumer:
             retry_backoff_s=check_ms("retry_backoff_ms", retry_backoff_ms) / 1000,
         )
         self._wake = WakeSignal()
-        self._fetcher = Fetcher(self.bootstrap, settings, wake=self._wake)
+        self._fetcher = Fetcher(self.bootstrap, settings, wake=self._wake, socket_setup=socket_setup)
+        self._group: GroupConsumer | None = make_group_consumer(
+            self._fetcher, self.bootstrap, group_id, self.client_id, enable_auto_commit=enable_auto_commit,
+            auto_commit_interval_ms=auto_commit_interval_ms, session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms, group_instance_id=group_instance_id, timeout_s=self._timeout_s,
+        )
         self._subscription: tuple[str, ...] | None = None
         self._subscribed_version = -1
         self._io = threading.Lock()  # held by the thread doing I/O (poll & co.)
@@ -142,14 +147,28 @@ class Consumer:
                 raise InvalidConfigError(f"assign() takes TopicPartition objects, got {tp!r}")
         with self._using():
             self._subscription = None
+            if self._group is not None:
+                self._group.unsubscribe()
             self._fetcher.assign(tps)
 
-    def subscribe(self, topics: Iterable[str] | str) -> None:
-        """Without a group: read every partition of ``topics`` (auto-created if the broker allows)."""
+    def subscribe(self, topics: Iterable[str] | str = (), pattern: str | re.Pattern[str] | None = None) -> None:
+        """Read ``topics`` (auto-created if the broker allows) and, with a group, the topics whose
+        whole name matches ``pattern`` (picked up as they appear). Without a group: every partition."""
         names = (topics,) if isinstance(topics, str) else tuple(topics)
-        if not names or not all(isinstance(t, str) and t for t in names):
-            raise InvalidConfigError(f"subscribe() takes a list of topic names, got {topics!r}")
+        regex = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+        if not all(isinstance(t, str) and t for t in names) or (not names and regex is None):
+            raise InvalidConfigError(f"subscribe() takes a list of topic names (or pattern=...), got {topics!r}")
+        if regex is not None:
+            if self._group is None:
+                raise InvalidConfigError("subscribe(pattern=...) needs a group_id (the group's coordinator follows the topics)")
+            try:
+                re.compile(regex)
+            except (re.error, TypeError) as exc:
+                raise InvalidConfigError(f"subscribe(pattern={pattern!r}): not a valid regular expression: {exc}") from None
         with self._using():
+            if not names:
+                self._group.subscribe((), regex)  # type: ignore[union-attr]
+                return
             self._subscription = names
             cache = self._fetcher.cache
             cache.want(names)
@@ -165,6 +184,10 @@ class Consumer:
                 if time.monotonic() >= deadline:
                     raise error or RequestTimedOutError(f"no metadata for {missing} within {self._timeout_s:g}s")
                 self._wake_wait(0.1)
+            if self._group is not None:
+                self._subscription = None
+                self._group.subscribe(names, regex)
+                return
             self._follow_subscription()
 
     def _follow_subscription(self) -> None:
@@ -179,6 +202,8 @@ class Consumer:
     def unsubscribe(self) -> None:
         with self._using():
             self._subscription = None
+            if self._group is not None:
+                self._group.unsubscribe()
             self._fetcher.assign([])
 
     def assignment(self) -> set[TopicPartition]:
@@ -220,20 +245,31 @@ class Consumer:
         """Records fetched from the assigned partitions, waiting up to ``timeout_ms`` for some."""
         timeout = check_ms("timeout_ms", timeout_ms) / 1000
         with self._using():
+            if self._group is not None:
+                return self._group.poll(timeout, self._max_poll_records, lambda: self._closed)
             self._follow_subscription()
             records = self._fetcher.poll(timeout, self._max_poll_records, lambda: self._closed)
             self._follow_subscription()
             return records
 
-    # --- groups (a later version) ---------------------------------------------------------
+    # --- groups -------------------------------------------------------------------------
 
-    def commit(self, offsets: object = None) -> None:
-        """Not available yet: consumer groups arrive in a later kbroker version."""
-        raise GroupsNotSupportedError()
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets`` ({TopicPartition: next offset to read}; default: the current positions)."""
+        with self._using():
+            self._needs_group("commit()").commit(offsets)
 
     def committed(self, tp: TopicPartition) -> int | None:
-        """Not available yet: consumer groups arrive in a later kbroker version."""
-        raise GroupsNotSupportedError()
+        """The group's committed offset for ``tp`` (None: nothing committed)."""
+        if not isinstance(tp, TopicPartition):
+            raise InvalidConfigError(f"committed() takes a TopicPartition, got {tp!r}")
+        with self._using():
+            return self._needs_group("committed()").committed(tp)
+
+    def _needs_group(self, what: str) -> GroupConsumer:
+        if self._group is None:
+            raise InvalidConfigError(f"{what} needs a consumer group: create the Consumer with group_id=...")
+        return self._group
 
     # --- closing --------------------------------------------------------------------------
 
@@ -258,8 +294,13 @@ class Consumer:
         self._fetcher.idle(seconds)
 
     def _shutdown(self) -> None:
-        """Close the sockets and the wake signal (I/O lock held)."""
-        self._fetcher.close()
+        """Close the sockets and the wake signal (I/O lock held); a group member commits and leaves first."""
+        group, self._group = self._group, None
+        try:
+            if group is not None:
+                group.close()
+        finally:
+            self._fetcher.close()
         self._wake.close()
 
 

@@ -104,13 +104,15 @@ class Fetcher:
         *,
         wake: WakeSignal | None = None,
         clock: Callable[[], float] = time.monotonic,
+        socket_setup: Callable[..., None] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self.socket_setup = socket_setup  # CURVE (the group client shares it)
         self._s = settings
         self._wake = wake
         self._clock = clock
         self._cache = MetadataCache(refresh_backoff_s=settings.retry_backoff_s)
-        self._pool = ConnectionPool(timeout=settings.request_timeout_s)
+        self._pool = ConnectionPool(timeout=settings.request_timeout_s, socket_setup=socket_setup)
         self._parts: dict[TopicPartition, _PartitionState] = {}
         self._in_flight: dict[tuple[str, int], _FetchInFlight] = {}
         self._busy: set[str] = set()  # endpoints with a fetch in flight

@@ -27,7 +27,7 @@ from typing import Iterable
 
 from kbroker.errors import InvalidConfigError, KBrokerError, RequestTimedOutError
 from kbroker.transport.client.accumulator import Accumulator
-from kbroker.transport.client.common import WakeSignal, check_count, check_ms, reject_curve_keys, resolve_bootstrap
+from kbroker.transport.client.common import WakeSignal, check_count, check_ms, curve_setup, resolve_bootstrap
 from kbroker.transport.client.metadata_cache import MetadataCache, TopicView
 from kbroker.transport.client.producer_batch import RecordFuture
 from kbroker.transport.client.sender import Sender
@@ -41,7 +41,8 @@ class Producer:
 
     ``bootstrap``: ``host:port`` or ``tcp://host:port``; default ``$KBROKER_BOOTSTRAP``, else
     127.0.0.1:7092. ``acks``: 0, 1 or "all" (-1, "0", "1", "-1" too). ``compression``: None,
-    "gzip", "lz4" or "zstd". ``curve_secret_key``/``curve_server_key``: reserved (None only).
+    "gzip", "lz4" or "zstd". ``curve_secret_key``/``curve_server_key``: CURVE key files (this
+    client's ``NAME.key_secret``, the broker's public ``.key``); default ``$KBROKER_CURVE_SECRET_KEY`` / ``..._SERVER_KEY``.
     """
 
     def __init__(
@@ -65,7 +66,7 @@ class Producer:
         curve_secret_key: str | os.PathLike[str] | None = None,
         curve_server_key: str | os.PathLike[str] | None = None,
     ) -> None:
-        reject_curve_keys(curve_secret_key, curve_server_key)
+        socket_setup = curve_setup(curve_secret_key, curve_server_key)
         self.bootstrap = resolve_bootstrap(bootstrap)
         self.acks = parse_acks(acks)
         if not isinstance(enable_idempotence, bool):
@@ -107,6 +108,7 @@ class Producer:
             client_id=self.client_id,
             acks=self.acks,
             request_timeout_s=request_timeout / 1000,
+            socket_setup=socket_setup,
         )
         self._sender.start()
 

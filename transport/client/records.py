@@ -14,8 +14,12 @@ A fetch answer for a partition holds whole batches starting with the one that co
   span is ``last_offset_delta + 1`` whatever its record count), so a consumer never fetches the
   same emptied batch forever.
 
-Records come out as frozen ``Record`` dataclasses built without the dataclass ``__init__``
-(which costs ~1 us for 8 frozen fields; setting the slots directly costs ~0.4 us).
+Records come out as ``Record`` named tuples built with ``tuple.__new__`` (~0.15 us; a frozen
+dataclass with 8 fields cost ~1 us through its ``__init__``, ~0.4 us setting its slots directly),
+headers as a tuple of ``(name, value)`` pairs, ``()`` when there are none: a record holding only
+strings, bytes and numbers is dropped from the garbage collector's watch, which halves the cost
+per record of a consumer that keeps records for a while (a list per record kept every record
+under the collector's eye).
 
 Pure: no sockets, no threads.
 """
@@ -34,15 +38,7 @@ from kbroker.transport.client.types import Record, TimestampType
 __all__ = ["FetchedRecords", "records_from_fetch", "make_record"]
 
 _TIMESTAMP_TYPES = (TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME)
-_new = object.__new__
-_set_topic = Record.topic.__set__  # type: ignore[attr-defined]
-_set_partition = Record.partition.__set__  # type: ignore[attr-defined]
-_set_offset = Record.offset.__set__  # type: ignore[attr-defined]
-_set_key = Record.key.__set__  # type: ignore[attr-defined]
-_set_value = Record.value.__set__  # type: ignore[attr-defined]
-_set_headers = Record.headers.__set__  # type: ignore[attr-defined]
-_set_timestamp_ms = Record.timestamp_ms.__set__  # type: ignore[attr-defined]
-_set_timestamp_type = Record.timestamp_type.__set__  # type: ignore[attr-defined]
+_new_record = tuple.__new__  # Record is a NamedTuple: build it without its Python __new__
 
 
 class FetchedRecords(NamedTuple):
@@ -61,17 +57,8 @@ def make_record(
     timestamp_ms: int,
     timestamp_type: TimestampType,
 ) -> Record:
-    """A ``Record``, equal to ``Record(...)``, built ~2x faster (for the consumer's hot path)."""
-    rec = _new(Record)
-    _set_topic(rec, topic)
-    _set_partition(rec, partition)
-    _set_offset(rec, offset)
-    _set_key(rec, key)
-    _set_value(rec, value)
-    _set_headers(rec, headers)
-    _set_timestamp_ms(rec, timestamp_ms)
-    _set_timestamp_type(rec, timestamp_type)
-    return rec
+    """A ``Record``, equal to ``Record(...)``, built ~3x faster (for the consumer's hot path)."""
+    return _new_record(Record, (topic, partition, offset, key, value, headers, timestamp_ms, timestamp_type))
 
 
 def records_from_fetch(
@@ -126,20 +113,15 @@ def _decode_into(
     first_ts = header.first_timestamp
     max_ts = header.max_timestamp
     append = out.append
+    new_record = _new_record
     try:
         for delta, ts_delta, key, value, headers in items:
             offset = base + delta
             if offset < fetch_offset:
                 continue
-            r = _new(Record)
-            _set_topic(r, topic)
-            _set_partition(r, partition)
-            _set_offset(r, offset)
-            _set_key(r, key)
-            _set_value(r, value)
-            _set_headers(r, [(h[0], h[1]) for h in headers] if headers else [])
-            _set_timestamp_ms(r, max_ts if log_append else first_ts + ts_delta)
-            _set_timestamp_type(r, ts_type)
-            append(r)
+            append(new_record(Record, (
+                topic, partition, offset, key, value, tuple([(h[0], h[1]) for h in headers]) if headers else (),
+                max_ts if log_append else first_ts + ts_delta, ts_type,
+            )))  # fmt: skip
     except (TypeError, ValueError, IndexError) as exc:
         raise CorruptRecordError(f"batch at base offset {header.base_offset} has a malformed record: {exc}") from exc

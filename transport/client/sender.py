@@ -36,7 +36,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from kbroker.errors import BrokerUnavailableError, KBrokerError, RequestTimedOutError, UnknownError, error_for_code
+from kbroker.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    BrokerUnavailableError,
+    KBrokerError,
+    RequestTimedOutError,
+    UnknownError,
+    error_for_code,
+)
 from kbroker.transport.client.accumulator import Accumulator, produce_request
 from kbroker.transport.client.common import ConnectionPool, WakeSignal
 from kbroker.transport.client.metadata_cache import MetadataCache
@@ -83,6 +91,7 @@ class Sender:
         acks: int,
         request_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
+        socket_setup: Callable[..., None] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._acc = accumulator
@@ -93,7 +102,7 @@ class Sender:
         self._acks = acks
         self._timeout_s = request_timeout_s
         self._clock = clock
-        self._pool = ConnectionPool(timeout=request_timeout_s)
+        self._pool = ConnectionPool(timeout=request_timeout_s, socket_setup=socket_setup)
         self._in_flight: dict[tuple[str, int], _InFlight] = {}
         self._metadata_in_flight = False
         self._pid_in_flight = False
@@ -193,6 +202,9 @@ class Sender:
         conn = self._pool.get(endpoint)
         try:
             cid = conn.send(message, timeout=self._timeout_s)
+        except AuthenticationError as exc:  # CURVE refused: no retry can help
+            self._give_up(exc)
+            return False
         except (RequestTimedOutError, BrokerUnavailableError) as exc:
             self._fail(flight, exc, self._clock())
             self._connection_lost(endpoint, conn, exc)
@@ -222,6 +234,9 @@ class Sender:
             conn = self._pool.get(endpoint)
             try:
                 conn.send(request, timeout=self._timeout_s)
+            except AuthenticationError as exc:
+                self._give_up(exc)
+                return
             except (RequestTimedOutError, BrokerUnavailableError) as exc:
                 self._acc.fail_request(batches, exc, now)
                 self._connection_lost(endpoint, conn, exc)
@@ -248,7 +263,11 @@ class Sender:
     def _on_reply(self, endpoint: str, flight: _InFlight, reply: Message) -> None:
         now = self._clock()
         if isinstance(reply, ErrorResponse):
-            self._fail(flight, error_for_code(reply.code, reply.message), now)
+            error = error_for_code(reply.code, reply.message)
+            if flight.kind != "produce" and isinstance(error, AuthorizationError):
+                self._give_up(error)  # denied metadata / producer id: every send would wait for nothing
+                return
+            self._fail(flight, error, now)
             return
         if flight.kind == "produce" and isinstance(reply, ProduceResponse):
             assert flight.batches is not None
@@ -278,6 +297,16 @@ class Sender:
             self._pid_retry_at = now + _PID_BACKOFF_S
         else:
             self._fail(flight, UnknownError(f"unexpected {type(reply).__name__} from {endpoint}"), now)
+
+    def _give_up(self, error: KBrokerError) -> None:
+        """A failure no retry can fix (CURVE refused, access denied): fail every record with it."""
+        if self.fatal is None:
+            log.error("the producer cannot continue: %s", error.message)
+        self.fatal = error
+        self._acc.abort(error)
+        self._aborting = True  # the thread ends: send() raises ``fatal`` from now on
+        with self._meta:
+            self._meta.notify_all()
 
     def _fail(self, flight: _InFlight, error: KBrokerError, now: float) -> None:
         """A whole request failed (timeout, ErrorResponse, lost connection)."""

@@ -25,6 +25,7 @@ from kbroker.errors import (
     UnknownTopicOrPartitionError,
 )
 from kbroker.transport.envelope import Address, Envelope
+from kbroker.transport.messages_acls import CreateAcls, DeleteAcls, DescribeAcls
 from kbroker.transport.messages_admin import (
     AlterConfigs,
     AlterConfigsResource,
@@ -43,6 +44,7 @@ from kbroker.transport.messages_admin import (
 from kbroker.transport.messages_client import ErrorResponse, InitProducerId, InitProducerIdResponse, Metadata, MetadataResponse
 from kbroker.transport.messages_internal import (
     AlterIsr,
+    AlterReplicaStatus,
     AlterIsrResponse,
     DescribeReplicas,
     DescribeReplicasResponse,
@@ -82,8 +84,8 @@ def three_workers(shell: Shell) -> None:
 
 def test_it_accepts_the_worker_and_client_requests_it_serves() -> None:
     assert Controller.ACCEPTS == {
-        RegisterWorker, WorkerHeartbeat, AlterIsr, DescribeCluster, Metadata, CreateTopics,
-        DeleteTopics, AlterConfigs, DescribeTopics, InitProducerId,
+        RegisterWorker, WorkerHeartbeat, AlterIsr, AlterReplicaStatus, DescribeCluster, Metadata, CreateTopics,
+        DeleteTopics, AlterConfigs, DescribeTopics, InitProducerId, CreateAcls, DescribeAcls, DeleteAcls,
     }  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from _replica_cluster import (
     Cluster, disk_log_factory, fetch, fetch_part, partition, produce, produce_part, topic_state, wait_until,
 )
 from kbroker.actors.replica_outbox import ReplicaSettings
-from kbroker.errors import NotLeaderError, RequestTimedOutError
+from kbroker.errors import BrokerUnavailableError, NotLeaderError, RequestTimedOutError
 from kbroker.storage.records import decode_batches
 from kbroker.transport.messages_internal import PartitionState
 
@@ -143,3 +143,34 @@ def test_an_isr_shrunk_by_the_controller_reaches_the_leader_through_update_metad
     cluster.update_metadata([topic_state("t", shrunk)])  # no LeaderAndIsr for an ISR-only change
     answer = produce_part(cluster.ask(cluster.gateway(0), produce("t", 0, b"y")))
     assert (answer.error_code, answer.base_offset) == (0, 1)
+
+
+def test_replication_converges_on_a_network_that_drops_every_third_message(cluster: Cluster) -> None:
+    """transport.send armed: every third message between processes is lost (pushes, fetches, acks,
+    answers). acks=all still completes for every batch and every replica ends with the same log."""
+    from kbroker.storage import faults
+
+    sends = {"n": 0}
+
+    def lossy() -> None:
+        sends["n"] += 1
+        if sends["n"] % 3 == 0:
+            raise OSError("dropped by the test network")
+
+    cluster.assign(topic_state("t", partition(0, leader=0, replicas=[0, 1, 2])))
+    wait_until(lambda: cluster.describe(0, "t", 0).is_leader, what="leadership")
+    faults.arm("transport.send", lossy)
+    results = []
+    try:
+        for i in range(10):
+            while True:  # the test's own request may be the one dropped (never sent: safe to retry)
+                try:
+                    results.append(produce_part(cluster.ask(cluster.gateway(0), produce("t", 0, b"v%d" % i, timeout_ms=20_000), timeout=30)))
+                    break
+                except BrokerUnavailableError:
+                    continue
+    finally:
+        faults.disarm("transport.send")
+    assert sends["n"] > 0 and all(r.error_code == 0 for r in results), results
+    assert sorted(r.base_offset for r in results) == list(range(10))
+    wait_until(lambda: {cluster.describe(w, "t", 0).log_end_offset for w in range(3)} == {10}, what="every replica to hold 10")

@@ -10,7 +10,7 @@ import pytest
 
 from _client_fake_broker import FakeBroker
 from kbroker.errors import InvalidConfigError, KBrokerError, OffsetOutOfRangeError
-from kbroker.transport.client.consumer import Consumer, GroupsNotSupportedError
+from kbroker.transport.client.consumer import Consumer
 from kbroker.transport.client.producer import Producer
 from kbroker.transport.client.types import Record, TopicPartition
 
@@ -118,14 +118,35 @@ def test_iteration_stops_when_closed_from_another_thread(broker: FakeBroker) -> 
         consumer.poll(10)
 
 
-def test_groups_are_refused_clearly() -> None:
-    with pytest.raises(GroupsNotSupportedError) as info:
-        Consumer("127.0.0.1:1", group_id="g")
-    assert isinstance(info.value, KBrokerError) and "later" in info.value.message
+def test_commits_without_a_group_are_refused_clearly() -> None:
     with Consumer("127.0.0.1:1") as consumer:
         for call in (consumer.commit, lambda: consumer.committed(T0)):
-            with pytest.raises(GroupsNotSupportedError, match="later kbroker version"):
+            with pytest.raises(InvalidConfigError, match="group_id") as info:
                 call()
+            assert isinstance(info.value, KBrokerError)
+        with pytest.raises(InvalidConfigError, match="pattern=.*needs a group_id"):
+            consumer.subscribe(pattern="t.*")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"group_id": ""}, "group_id"),
+        ({"group_id": "g", "session_timeout_ms": 1000, "heartbeat_interval_ms": 1000}, "heartbeat_interval_ms"),
+        ({"group_id": "g", "auto_commit_interval_ms": 0}, "auto_commit_interval_ms"),
+        ({"group_instance_id": "i"}, "group_instance_id"),
+        ({"group_id": "g", "group_instance_id": ""}, "group_instance_id"),
+    ],
+)
+def test_bad_group_settings_name_the_setting(kwargs: dict, named: str) -> None:
+    with pytest.raises(InvalidConfigError, match=named):
+        Consumer("127.0.0.1:1", **kwargs)
+
+
+def test_bad_subscription_pattern_is_refused() -> None:
+    with Consumer("127.0.0.1:1", group_id="g") as consumer:
+        with pytest.raises(InvalidConfigError, match="not a valid regular expression"):
+            consumer.subscribe(pattern="(unclosed")
 
 
 def test_unreachable_broker_poll_returns_empty_within_its_timeout() -> None:

@@ -27,9 +27,9 @@ def test_records_come_out_with_their_partition_offsets_and_fields() -> None:
     data = batch_of(0, [b"a", b"b"]) + batch_of(2, [b"c"], ts=5_000)
     fetched = records_from_fetch("t", 3, data, 0)
     assert fetched.records == [
-        Record("t", 3, 0, b"ka", b"a", [("h", b"a")], 1_000, TimestampType.CREATE_TIME),
-        Record("t", 3, 1, b"kb", b"b", [("h", b"b")], 1_001, TimestampType.CREATE_TIME),
-        Record("t", 3, 2, b"kc", b"c", [("h", b"c")], 5_000, TimestampType.CREATE_TIME),
+        Record("t", 3, 0, b"ka", b"a", (("h", b"a"),), 1_000, TimestampType.CREATE_TIME),
+        Record("t", 3, 1, b"kb", b"b", (("h", b"b"),), 1_001, TimestampType.CREATE_TIME),
+        Record("t", 3, 2, b"kc", b"c", (("h", b"c"),), 5_000, TimestampType.CREATE_TIME),
     ]
     assert fetched.next_offset == 3 and not fetched.partial_tail
     assert fetched.records[0].timestamp_type == "CreateTime"
@@ -134,7 +134,7 @@ def test_same_records_as_storage_decode_batches(batches: list, skip: int, cut: i
     fetch_offset = min(skip, base - 1)
     expected = [r for r in decode_batches(data) if r.offset >= fetch_offset]
     fetched = records_from_fetch("t", 0, data, fetch_offset)
-    assert [(r.offset, r.key, r.value, r.headers, r.timestamp_ms, int(r.timestamp_type)) for r in fetched.records] == [
+    assert [(r.offset, r.key, r.value, list(r.headers), r.timestamp_ms, int(r.timestamp_type)) for r in fetched.records] == [
         (r.offset, r.key, r.value, r.headers, r.timestamp_ms, r.timestamp_type) for r in expected
     ]
 

@@ -42,6 +42,7 @@ def test_points_are_the_documented_ones() -> None:
         "segment.roll",
         "log.checkpoint",
         "cleaner.swap",
+        "transport.send",
     }
 
 

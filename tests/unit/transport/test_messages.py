@@ -22,6 +22,16 @@ EXPECTED_CLIENT = {
     "DescribeTopics", "DescribeTopicsResponse",
     "AlterConfigs", "AlterConfigsResponse",
     "DescribeCluster", "DescribeClusterResponse",
+    "DescribeWorkerStats", "DescribeWorkerStatsResponse",
+    "ConsumerGroupHeartbeat", "ConsumerGroupHeartbeatResponse",
+    "OffsetCommit", "OffsetCommitResponse",
+    "OffsetFetch", "OffsetFetchResponse",
+    "ListGroups", "ListGroupsResponse",
+    "DescribeGroup", "DescribeGroupResponse",
+    "DeleteGroup", "DeleteGroupResponse",
+    "CreateAcls", "CreateAclsResponse",
+    "DescribeAcls", "DescribeAclsResponse",
+    "DeleteAcls", "DeleteAclsResponse",
 }  # fmt: skip
 EXPECTED_INTERNAL = {
     "RegisterWorker", "RegisterWorkerResponse",
@@ -29,10 +39,13 @@ EXPECTED_INTERNAL = {
     "LeaderAndIsr", "LeaderAndIsrResponse",
     "UpdateMetadata", "UpdateMetadataResponse",
     "AlterIsr", "AlterIsrResponse",
+    "AlterReplicaStatus", "AlterReplicaStatusResponse",
+    "InjectFault", "InjectFaultResponse",
     "ReplicaAppend", "ReplicaAppendAck",
     "ReplicaFetch", "ReplicaFetchResponse",
     "OffsetForLeaderEpoch", "OffsetForLeaderEpochResponse",
     "DescribeReplicas", "DescribeReplicasResponse",
+    "UpdateAcls",
 }  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import zmq
 
 from kbroker import errors
 from kbroker.storage.records import decode_batch
-from kbroker.transport import messages_admin, messages_client
+from kbroker.transport import messages_acls, messages_admin, messages_client, messages_groups
 from kbroker.transport.envelope import Envelope
 from kbroker.transport.io_thread import IOThread
 from kbroker.transport.messages import (
@@ -28,7 +28,9 @@ from kbroker.transport.messages import (
 from kbroker.transport.specs import BoolSpec, IntSpec, OptionalSpec, PayloadSpec, StrSpec, StructSpec, TupleSpec, spec_for
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
-CLIENT_TYPES = [n for m in (messages_client, messages_admin) for n in m.__all__ if n in MESSAGE_TYPES]
+CLIENT_TYPES = [
+    n for m in (messages_client, messages_admin, messages_groups, messages_acls) for n in m.__all__ if n in MESSAGE_TYPES
+]
 _POWERS = {2**63 - 1: "2^63-1", 2**31 - 1: "2^31-1", 2**15 - 1: "2^15-1", -(2**63): "-2^63", -(2**31): "-2^31", -(2**15): "-2^15"}
 
 
