@@ -20,7 +20,7 @@ def _run(script: str, *args: str, timeout: float = 110) -> str:
 @pytest.mark.timeout(120)
 def test_failover_demo() -> None:
     out = _run("failover_demo.py", "--records", "500")
-    assert "leads now" in out and "0 lost, 0 duplicated, 0 keys out of order" in out
+    assert "produce going again" in out and "0 lost, 0 duplicated, 0 keys out of order" in out
 
 
 def test_latest_state() -> None:
