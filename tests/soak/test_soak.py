@@ -23,6 +23,7 @@ import pytest
 from _cluster import Cluster, wait_until
 from _failover import AckedProducer, check_exactly_once_in_order, create_topic, read_topic, wait_healthy
 from kbroker import Admin, Consumer
+from kbroker.errors import FencedMemberEpochError, StaleMemberEpochError, UnknownMemberError
 
 SECONDS = float(os.environ.get("KBROKER_SOAK_SECONDS", "180"))
 KILL_EVERY = 20.0
@@ -44,6 +45,7 @@ class GroupMember(threading.Thread):
         super().__init__(name=f"soak-member-{index}", daemon=True)
         self.bootstrap, self.stop_event, self.seen, self.lock = bootstrap, stop, seen, lock
         self.processed = 0
+        self.commit_failures = 0
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -56,7 +58,10 @@ class GroupMember(threading.Thread):
                         self.seen.update(r.value for r in records)
                     self.processed += len(records)
                     if records:
-                        consumer.commit()
+                        try:
+                            consumer.commit()
+                        except (UnknownMemberError, FencedMemberEpochError, StaleMemberEpochError):
+                            self.commit_failures += 1  # a rebalance came first (Kafka: CommitFailedException); poll rejoins
         except BaseException as exc:
             self.error = exc
 
@@ -104,7 +109,10 @@ def test_soak(start_cluster, tmp_path: Path) -> None:
     records = read_topic(cluster.bootstrap, "soak", timeout_s=300)
     acked = [a for p in producers for a in p.acked]
     failed = [f for p in producers for f in p.failed]
-    wait_until(lambda: len(seen) >= len(records), 120, "the group to process every record")
+    print(f"\nlog holds {len(records)}; the group has processed {len(seen)} so far; member errors: "
+          f"{[repr(m.error) for m in members if m.error]}", flush=True)
+    wait_until(lambda: len(seen) >= len(records) or any(m.error for m in members), 180, "the group to process every record")
+    assert all(m.error is None for m in members), [m.error for m in members]
     stop.set()
     for m in members:
         m.join(30)
@@ -112,7 +120,8 @@ def test_soak(start_cluster, tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     print(f"\nsoak: {elapsed:.0f} s, {kills} worker kills, {len(acked)} records acknowledged "
           f"({len(acked) / elapsed:.0f}/s), {len(failed)} failed, {len(records)} in the log; the group processed "
-          f"{processed} ({processed - len(seen)} more than once, across rebalances)")
+          f"{processed} ({processed - len(seen)} more than once, across rebalances; "
+          f"{sum(m.commit_failures for m in members)} commits refused after a rebalance)")
     for worker, samples in sorted(memory.items()):
         values = [rss for _, rss in samples]
         third = len(values) // 3 or 1

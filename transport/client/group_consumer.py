@@ -189,7 +189,11 @@ class GroupConsumer:
             member_id, epoch = self.membership.member_id, self.membership.epoch
         else:
             member_id, epoch = "", -1
-        self._client.commit(wanted, member_id, epoch, timeout_s)
+        try:
+            self._client.commit(wanted, member_id, epoch, timeout_s)
+        except (UnknownMemberError, FencedMemberEpochError, StaleMemberEpochError):
+            self.membership.heartbeat_now(self._clock())  # the group moved on: rejoin at the next poll
+            raise  # as Kafka's CommitFailedException: these records may be processed again
         self._committed.update(wanted)
 
     def committed(self, tp: TopicPartition) -> int | None:
