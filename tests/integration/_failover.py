@@ -40,9 +40,16 @@ def wait_healthy(admin: Admin, name: str, rf: int = 3, timeout: float = 60, pref
 
 
 def read_topic(bootstrap: str, name: str, timeout_s: float = 60) -> list:
-    """Every record of ``name`` from offset 0 up to each partition's high watermark."""
+    """Every record of ``name`` from offset 0 up to each partition's high watermark, once the high
+    watermark has reached the log end everywhere (call it when nothing is being produced: a leader
+    elected a moment ago advances its high watermark only when its followers next fetch)."""
     with Admin(bootstrap, timeout=20) as admin:
-        ends = {p.partition: p.high_watermark for p in admin.describe_topic(name).partitions}
+
+        def settled() -> dict[int, int] | None:
+            parts = admin.describe_topic(name).partitions
+            return {p.partition: p.high_watermark for p in parts} if all(p.high_watermark == p.log_end_offset for p in parts) else None
+
+        ends = wait_until(settled, 60, f"the high watermarks of {name} to reach the log ends", interval=0.05)
     assert all(hw >= 0 for hw in ends.values()), ends
     out: list = []
     seen = {p: 0 for p in ends}
