@@ -206,10 +206,10 @@ class StorageFailures:
             error = InvalidRequestError("fault injection is disabled; start the broker with --fault-injection (tests only)")
             return InjectFaultResponse(error.code, error.message)
         try:
+            if request.point not in faults.POINTS:
+                raise ValueError(f"unknown fault point {request.point!r}; known: {', '.join(sorted(faults.POINTS))}")
             if request.times == 0:
                 faults.disarm(request.point)
-                if request.point not in faults.POINTS:
-                    raise ValueError(f"unknown fault point {request.point!r}; known: {', '.join(sorted(faults.POINTS))}")
             else:
                 code = request.errno
 

@@ -467,10 +467,7 @@ class Fetcher:
 
     def _drop_departed(self) -> None:
         """Fetches in flight to a worker the controller no longer lists will not be answered."""
-        live = set(self._cache.workers.values())
-        if not live:
-            return
-        for endpoint in {e for (e, _) in self._in_flight if e not in live}:
+        for endpoint in self._cache.departed({e for (e, _) in self._in_flight}):
             self._connection_lost(endpoint, self._pool.get(endpoint))
 
     def _drop_lost(self) -> None:

@@ -110,6 +110,12 @@ class MetadataCache:
     def workers(self) -> dict[int, str]:
         return dict(self._workers)
 
+    def departed(self, endpoints: Iterable[str]) -> set[str]:
+        """Those of ``endpoints`` that the last metadata does not list as live workers (dead or
+        fenced: requests in flight to them will not be answered). None while no worker is known."""
+        live = set(self._workers.values())
+        return {e for e in endpoints if e not in live} if live else set()
+
     @property
     def controller_id(self) -> int:
         return self._controller_id

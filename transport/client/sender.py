@@ -342,11 +342,7 @@ class Sender:
 
     def _drop_departed(self) -> None:
         """Give up on requests in flight to a worker the controller no longer lists (dead or fenced)."""
-        live = set(self._cache.workers.values())
-        if not live:
-            return
-        departed = {endpoint for (endpoint, _), f in self._in_flight.items() if f.kind == "produce" and endpoint not in live}
-        for endpoint in departed:
+        for endpoint in self._cache.departed({e for (e, _), f in self._in_flight.items() if f.kind == "produce"}):
             error = BrokerUnavailableError(f"{endpoint} is no longer a live worker (dead or fenced by the controller)")
             self._connection_lost(endpoint, self._pool.get(endpoint), error)
 
