@@ -122,6 +122,10 @@ class Partitioner:
                 hashes[key] = h
         return h
 
+    def sticky_map(self) -> dict[str, int]:
+        """topic -> its sticky partition (read by the accumulator's keyless fast path; written here only)."""
+        return self._sticky
+
     def sticky_partition(self, topic: str, num_partitions: int, available: Sequence[int] | None = None) -> int:
         """The topic's current sticky partition, choosing one the first time."""
         current = self._sticky.get(topic)

@@ -138,6 +138,10 @@ class Producer:
         view = self._cache.topic(topic)
         if view is None:
             view = self._wait_for_topic(topic)
+        elif key is None and headers is None and partition is None and timestamp_ms is None:
+            future = self._acc.append_to_sticky(topic, value, view.num_partitions)  # the common case, lean
+            if future is not None:
+                return future
         return self._acc.send(
             topic, value, key, headers, partition, timestamp_ms,
             num_partitions=view.num_partitions, available=view.available,

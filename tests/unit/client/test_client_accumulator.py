@@ -264,3 +264,44 @@ def test_bad_settings_are_refused() -> None:
             Accumulator(**bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidRecordError, match="unknown compression"):
         Accumulator(compression="snappy2")
+
+
+
+def test_the_keyless_fast_path_builds_the_same_batch_and_declines_what_it_does_not_handle() -> None:
+    clock = FakeClock()
+    fast = make(clock, linger_ms=5, partitioner=Partitioner(random.Random(5)))
+    slow = make(clock, linger_ms=5, partitioner=Partitioner(random.Random(5)))
+    assert fast.append_to_sticky("t", b"v", 3) is None  # no sticky partition nor open batch yet
+    first = fast.send("t", b"v0", num_partitions=3, timestamp_ms=1_000)
+    partition = slow.send("t", b"v0", num_partitions=3, timestamp_ms=1_000)._batch.tp.partition
+    assert first._batch.tp.partition == partition
+    fast._wall_ns = slow._wall_ns = lambda: 1_005_000_000  # type: ignore[method-assign]
+    futures = [fast.append_to_sticky("t", b"v%d" % i, 3) for i in range(1, 4)]
+    assert [f._batch if f is not None else None for f in futures] == [first._batch] * 3
+    for i in range(1, 4):
+        slow.append("t", partition, b"v%d" % i)
+    assert fast.append_to_sticky("t", "text", 3) is None  # str values take the validating path
+    assert fast.append_to_sticky("t", b"v", partition) is None  # the topic shrank below the sticky one
+    clock.advance(1)
+    (a,), (b,) = sent(fast), sent(slow)
+    assert a.payload == b.payload and a.record_count == 4
+    assert fast.buffered_bytes == slow.buffered_bytes
+    custom = make(partitioner=type("P", (Partitioner,), {})())
+    custom.send("t", b"v", num_partitions=3)
+    assert custom.append_to_sticky("t", b"v", 3) is None  # another partitioner decides for itself
+
+
+def test_the_keyless_fast_path_wakes_the_sender_on_a_full_batch_and_refuses_after_close() -> None:
+    woken: list[int] = []
+    acc = make(linger_ms=60_000, batch_bytes=600, max_request_size=500, wakeup=lambda: woken.append(1))
+    acc.send("t", b"x" * 100, num_partitions=1)  # 66 + 116 bytes
+    assert acc.append_to_sticky("t", b"x" * 500, 1) is None  # over max_request_size: send refuses it
+    with pytest.raises(RecordTooLargeError):
+        acc.send("t", b"x" * 500, num_partitions=1)
+    woken.clear()
+    assert acc.append_to_sticky("t", b"x" * 387, 1) is not None  # 585 bytes: more than full_at (584)
+    assert woken
+    acc.close()
+    assert acc.append_to_sticky("t", b"x", 1) is None
+    with pytest.raises(RuntimeError, match="closed"):
+        acc.send("t", b"x", num_partitions=1)
