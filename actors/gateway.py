@@ -1,4 +1,8 @@
-"""The Gateway actor: the default actor of a worker's endpoint, where clients send data requests.
+"""The Gateway: the default actor of a worker's endpoint, where clients send data requests.
+
+It runs on the worker's I/O thread (``Gateway.start(io=...)`` gives a ``LoopRef``): a client
+request is routed as it is read, and its reply leaves from the same thread, with no thread
+hand-off in between (actors/loop_ref.py). Its work is routing and aggregation only, never I/O.
 
     client ──Produce / Fetch / ListOffsets / Metadata──▶ Gateway
                                                           │ split per partition (tell, correlation = PartKey)
@@ -31,7 +35,7 @@
 
 Invariants: every envelope is released exactly when its payload is no longer needed, and replied
 to at most once; a request whose parts never all answer cannot leak past its own deadlines (each
-replica completes or expires what it holds). Not thread-safe: state belongs to the actor.
+replica completes or expires what it holds). Not thread-safe: state belongs to the I/O thread.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Any, Callable, ClassVar
 
 import pykka
 
+from kbroker.actors.loop_ref import LoopRef
 from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import GATEWAY
 from kbroker.actors.replica_requests import FetchPart, ListOffsetsPart, PartAnswer, PartAppended, PartKey, ProducePart
@@ -52,6 +57,7 @@ from kbroker.actors.worker_stats import GatewayCounters, StatsAsk
 from kbroker.errors import InvalidRequestError, KafkaStorageError, KBrokerError, NotLeaderError, UnknownError, UnknownTopicOrPartitionError
 from kbroker.actors.quotas import ByteRateQuota, DelayedReplies
 from kbroker.transport.envelope import Envelope
+from kbroker.transport.io_thread import IOThread
 from kbroker.transport.messages_client import (
     Fetch,
     FetchPartitionResponse,
@@ -101,7 +107,9 @@ class _Pending:
     throttle_ms: int = 0  # produce: the client's quota delay, decided on arrival
 
 
-class Gateway(pykka.ThreadingActor):
+class Gateway:
+    """Lives on the worker's I/O thread (``LoopRef``): start it with ``Gateway.start(io=...)``."""
+
     _HANDLERS: ClassVar[dict[type[Message], str]] = {
         Produce: "_on_produce",
         Fetch: "_on_fetch",
@@ -121,8 +129,9 @@ class Gateway(pykka.ThreadingActor):
         manager: pykka.ActorRef | None = None,
         producer_byte_rate: int = 0,
         consumer_byte_rate: int = 0,
+        call_soon: Callable[..., bool] | None = None,
     ) -> None:
-        super().__init__()
+        self.actor_ref = LoopRef(self, call_soon) if call_soon is not None else LoopRef(self)
         self._produce_quota = ByteRateQuota(producer_byte_rate) if producer_byte_rate > 0 else None
         self._fetch_quota = ByteRateQuota(consumer_byte_rate) if consumer_byte_rate > 0 else None
         self._delayed = DelayedReplies(name=f"kbroker-throttle-{worker_id}") if producer_byte_rate > 0 or consumer_byte_rate > 0 else None
@@ -135,6 +144,11 @@ class Gateway(pykka.ThreadingActor):
         self._clock = clock
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
+
+    @classmethod
+    def start(cls, *, io: IOThread | None = None, **kwargs: Any) -> LoopRef:
+        """A gateway run by ``io``'s thread (without ``io``: inline in the sender's thread, for tests)."""
+        return cls(call_soon=io.call_soon if io is not None else None, **kwargs).actor_ref
 
     def on_stop(self) -> None:
         if self._delayed is not None:

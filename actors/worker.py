@@ -3,7 +3,8 @@
     supervisor ──spawn(WorkerConfig)──▶ worker_main
                                           ├─ DirLock(DATA/worker-<id>)   (waits for a previous owner)
                                           ├─ IOThread bound on tcp://HOST:* (ephemeral; advertised endpoint)
-                                          ├─ Gateway actor: the endpoint's default actor (clients)
+                                          ├─ Gateway: the endpoint's default actor (clients), run on the
+                                          │     I/O thread (actors/loop_ref.py: no thread hand-off)
                                           ├─ ControllerLink actor: RegisterWorker, then WorkerHeartbeat
                                           │     every heartbeat_interval (its Ticker)
                                           └─ main thread: waits for SIGTERM, a lost controller, or
@@ -297,6 +298,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         max_request_bytes=config.max_request_bytes, max_in_flight_per_connection=config.max_in_flight_requests,
     )
     manager: pykka.ActorRef | None = None
+    gateway = None
     if guard is not None:
         io.register(ACLS_ACTOR, guard.on_update, accepts=(UpdateAcls,))  # runs in the I/O thread (quick)
     try:
@@ -320,7 +322,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         )
         io.register(REPLICA_MANAGER, manager, accepts=ReplicaManager.ACCEPTS)
         gateway = Gateway.start(
-            worker_id=config.worker_id, cache=cache, directory=replicas, manager=manager,
+            io=io, worker_id=config.worker_id, cache=cache, directory=replicas, manager=manager,
             producer_byte_rate=config.producer_byte_rate, consumer_byte_rate=config.consumer_byte_rate,
         )
         io.register(GATEWAY_ACTOR, gateway, default=True, accepts=Gateway.ACCEPTS)
@@ -344,6 +346,8 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         return code
     finally:
         io.unregister(GATEWAY_ACTOR)
+        if gateway is not None:
+            gateway.stop()  # it runs on the I/O thread: no pykka actor to stop
         io.unregister(GROUP_COORDINATOR)
         io.unregister(REPLICA_MANAGER)
         if manager is not None:

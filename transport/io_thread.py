@@ -4,6 +4,7 @@
     io.tell(addr, msg) / io.ask(addr, msg, t) -> command deque + wake pipe -> DEALER per endpoint -> peer ROUTER
     envelope.reply(msg) / envelope.done()     ->                           -> ROUTER, back by route
     handler.tell(Envelope)                    <- decode, route by "to"     <- ROUTER (bound: requests)
+    io.call_soon(fn, *args)                   -> command deque -> fn runs here (LoopRef actors)
     future.set_result(reply)                  <- match correlation id      <- DEALERs (replies)
 
 This module is the thread, its poll loop and the public API; ``inbound.Inbound`` is the ROUTER
@@ -70,7 +71,7 @@ I/O thread (must be quick and must not block)."""
 SocketSetup = Callable[[zmq.Socket, str], None]
 """Called with each new socket and its role ("router" or "dealer") before bind/connect (CURVE)."""
 
-_SEND, _REPLY, _RELEASE, _FORGET, _STOP = range(5)
+_SEND, _REPLY, _RELEASE, _FORGET, _STOP, _CALL = range(6)
 _REPLY_RETRY_S = 0.005  # retry interval for replies a slow client is not taking yet
 _MAX_IDLE_POLL_MS = 1000
 
@@ -250,6 +251,15 @@ class IOThread:
         if not self._submit(command):
             future.set_exception(BrokerUnavailableError("the I/O thread is stopped; no message was sent"))
         return future
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the I/O thread, after what it is doing now (False: stopped, not run).
+
+        For objects that live on the I/O thread (the worker's Gateway): their messages from other
+        threads come this way, so their state is touched by this thread only. ``fn`` must be quick
+        and must not block; an exception it raises is logged, and the thread goes on.
+        """
+        return self._submit((_CALL, fn, args))
 
     def forget(self, endpoint: str) -> None:
         """Close the DEALER to ``endpoint`` (a worker that is gone); queued messages are dropped."""
@@ -438,6 +448,11 @@ class IOThread:
                     inbound.finished(command[3])
             elif kind == _RELEASE:
                 inbound.release(command[1])
+            elif kind == _CALL:
+                try:
+                    command[1](*command[2])
+                except Exception:
+                    log.exception("%s failed on the I/O thread %s", command[1], self._name)
             elif kind == _FORGET:
                 outbound.forget(command[1])
             elif kind == _STOP:

@@ -112,7 +112,7 @@ class Cluster:
             replica_kwargs=None if lease is None else {"lease": lease},
         )
         io.register(REPLICA_MANAGER, manager, accepts=ReplicaManager.ACCEPTS)
-        gateway = Gateway.start(worker_id=worker_id, cache=cache, directory=directory, manager=manager)
+        gateway = Gateway.start(io=io, worker_id=worker_id, cache=cache, directory=directory, manager=manager)
         io.register(GATEWAY_ACTOR, gateway, default=True, accepts=Gateway.ACCEPTS)
         worker = Worker(worker_id, io, cache, directory, manager, gateway, data_dir)
         self.workers[worker_id] = worker
