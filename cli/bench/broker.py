@@ -85,6 +85,11 @@ class LocalBroker:
                     raise BrokerStartError(f"the broker did not start (waiting for {pattern.pattern!r}):\n{output}")
                 self._cond.wait(min(remaining, 0.5))
 
+    @property
+    def scratch_dir(self) -> str:
+        """A directory on the filesystem of the broker's data (removed with the broker)."""
+        return self._tmp.name
+
     def worker_pids(self) -> dict[int, int]:
         """Worker id -> pid of the latest start of each worker, from the broker's log."""
         with self._cond:

@@ -8,16 +8,19 @@ round runs kbroker's workloads and then the peers', so both see the same machine
 | produce acks=all RF3 (3+ workers)                  | Redis XADD pipelined by 1000           | 3x     |
 | consume from offset 0                              | Redis XREAD COUNT 10000 from 0         | 3x     |
 | produce acks=1, ``big_record_size`` values (MB/s)  | raw ZeroMQ PUSH/PULL, frame = a batch  | 0.4x   |
+| the same                                           | raw file append, same bytes            | (none) |
 
 Redis runs the same record count and value size as kbroker. The big-value row also notes the
-absolute target (1 GB/s).
+absolute target (1 GB/s), and is set against a second ceiling: appending the same bytes to a new
+file with ``os.write`` on the broker's filesystem (disk_baseline.py), since every byte the broker
+takes goes into new segment files.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kbroker.cli.bench import redis_peer, stats, suite, zmq_baseline
+from kbroker.cli.bench import disk_baseline, redis_peer, stats, suite, zmq_baseline
 from kbroker.cli.bench.report import comparison_row
 
 __all__ = ["run_compare", "BIG_RECORD_SIZE"]
@@ -39,7 +42,8 @@ def run_compare(session: suite.Session, opts: Any, big_record_size: int = BIG_RE
     big = one.with_(record_size=big_record_size, records=big_records)
     frames = max(20, big_records * big_record_size // opts.batch_bytes)  # the same bytes as the big-value run
     consume_topic = suite.fill(session, one)
-    rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in ("one", "all", "consume", "big", "zmq", "xadd", "xread")}
+    rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in ("one", "all", "consume", "big", "zmq", "disk", "xadd", "xread")}
+    scratch = session.broker.scratch_dir if session.broker is not None else None  # else: the temp dir
     with redis_peer.RedisPeer() as peer:
         version = peer.version
         for i in range(opts.repeat):
@@ -48,6 +52,7 @@ def run_compare(session: suite.Session, opts: Any, big_record_size: int = BIG_RE
             rounds["consume"].append(suite.run_consume(session, one, consume_topic))
             rounds["big"].append(suite.run_produce(session, big))
             rounds["zmq"].append(zmq_baseline.loopback_bandwidth(opts.batch_bytes, frames=frames))
+            rounds["disk"].append(disk_baseline.append_bandwidth(big_records * big_record_size, opts.batch_bytes, scratch))
             with session.progress(f"Redis Streams XADD / XREAD, round {i + 1}/{opts.repeat}", 2) as advance:
                 rounds["xadd"].append(peer.xadd(f"bench-{i}", opts.records, opts.record_size))
                 advance(1)
@@ -58,6 +63,7 @@ def run_compare(session: suite.Session, opts: Any, big_record_size: int = BIG_RE
         stats.median_run(rounds[k]) for k in ("one", "all", "consume", "xadd", "xread"))
     produce_big = stats.median_run(rounds["big"], key="mb_per_s")
     zmq = stats.median_run(rounds["zmq"], key="mb_per_s")
+    disk = stats.median_run(rounds["disk"], key="mb_per_s")
 
     report["results"] = [produce_one, produce_all, consume, produce_big]
     peer = f"Redis {version} XADD, pipeline {redis_peer.PIPELINE}"
@@ -68,12 +74,14 @@ def run_compare(session: suite.Session, opts: Any, big_record_size: int = BIG_RE
                        f"Redis {version} XREAD COUNT {redis_peer.READ_COUNT}", xread["records_per_s"], 3),
         comparison_row(produce_big["workload"], "MB/s", produce_big["mb_per_s"],
                        f"raw ZeroMQ loopback, {opts.batch_bytes}-byte frames", zmq["mb_per_s"], 0.4),
+        comparison_row(produce_big["workload"], "MB/s", produce_big["mb_per_s"],
+                       f"raw file append (os.write), {opts.batch_bytes}-byte writes", disk["mb_per_s"], None),
     ]  # fmt: skip
     pairs = (("one", "xadd", "records_per_s"), ("all", "xadd", "records_per_s"), ("consume", "xread", "records_per_s"),
-             ("big", "zmq", "mb_per_s"))  # fmt: skip
+             ("big", "zmq", "mb_per_s"), ("big", "disk", "mb_per_s"))  # fmt: skip
     for row, (ours, theirs, key) in zip(report["comparison"], pairs):
         row["round_ratios"] = [stats.ratio(a[key], b[key]) for a, b in zip(rounds[ours], rounds[theirs])]
-    report["peers"] = {"redis_xadd": xadd, "redis_xread": xread, "zmq_loopback": zmq}
+    report["peers"] = {"redis_xadd": xadd, "redis_xread": xread, "zmq_loopback": zmq, "file_append": disk}
     gbps = produce_big["mb_per_s"] / 1000
     report["notes"].append(f"{big_record_size}-byte values: {gbps:.2f} GB/s (target >= 1 GB/s: {'met' if gbps >= 1 else 'missed'})")
     if rf < 3:

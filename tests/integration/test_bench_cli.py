@@ -106,13 +106,14 @@ def _redis_available() -> bool:
 def test_tiny_compare_with_redis() -> None:
     report = report_of(bench("compare", "--records", "2000", "--repeat", "1", "--workers", "3", "--json"))
     rows = {row["unit"] + " " + row["peer"].split()[0]: row for row in report["comparison"]}
-    assert len(report["comparison"]) == 4
+    assert len(report["comparison"]) == 5
     for row in report["comparison"]:
         assert row["kbroker"] > 0 and row["peer_value"] > 0
         assert row["ratio"] == pytest.approx(row["kbroker"] / row["peer_value"])
-        assert isinstance(row["met"], bool)
+        assert isinstance(row["met"], bool) or (row["target"] is None and row["met"] is None)
         assert len(row["round_ratios"]) == 1 and row["round_ratios"][0] == pytest.approx(row["ratio"])
     assert "MB/s raw" in rows
     assert report["peers"]["redis_xadd"]["records"] == 2000
     assert report["peers"]["redis_xread"]["records"] == 2000
     assert report["peers"]["zmq_loopback"]["mb_per_s"] > 0
+    assert report["peers"]["file_append"]["mb_per_s"] > 0 and report["comparison"][4]["peer"].startswith("raw file append")
