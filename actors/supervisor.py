@@ -88,6 +88,7 @@ class BrokerConfig:
     fault_injection: bool = False  # workers honour InjectFault (tests only)
     max_request_bytes: int = 100 << 20  # larger requests are refused (every endpoint)
     max_in_flight_requests: int = 1000  # unanswered requests per connection, per endpoint
+    max_connections: int = 0  # TCP connections per endpoint (each process), clients and broker links (0: unlimited)
     producer_byte_rate: int = 0  # quota per client id on each worker (0: none)
     consumer_byte_rate: int = 0
     stop_timeout: float = 10.0  # seconds workers get to stop after SIGTERM before SIGKILL
@@ -196,6 +197,7 @@ class Supervisor:
                 curve=curve, guard=guard,  # CURVE off: both None, no identities, no checks
                 bind=_bind_address(config.host, config.port), advertised_host=advertised, name="kbroker-io-supervisor",
                 max_request_bytes=config.max_request_bytes, max_in_flight_per_connection=config.max_in_flight_requests,
+                max_connections=config.max_connections,
             )
             try:
                 self.endpoint = io.start()
@@ -331,6 +333,7 @@ class Supervisor:
             fault_injection=config.fault_injection,
             max_request_bytes=config.max_request_bytes,
             max_in_flight_requests=config.max_in_flight_requests,
+            max_connections=config.max_connections,
             producer_byte_rate=config.producer_byte_rate,
             consumer_byte_rate=config.consumer_byte_rate,
             curve=config.curve,

@@ -98,6 +98,7 @@ class WorkerConfig:
     fault_injection: bool = False  # honour InjectFault (tests only)
     max_request_bytes: int = 100 << 20  # larger requests are refused with an error
     max_in_flight_requests: int = 1000  # unanswered requests per connection
+    max_connections: int = 0  # TCP connections this worker's endpoint keeps at most (0: unlimited)
     producer_byte_rate: int = 0  # quotas per client id (0: none), see actors/quotas.py
     consumer_byte_rate: int = 0
     curve: CurveServerConfig | None = None  # CURVE + ACLs: key file paths (each process reads them)
@@ -296,6 +297,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         curve=curve, guard=guard,
         bind=f"tcp://{config.host}:*", advertised_host=config.advertised_host, name=f"kbroker-io-worker-{config.worker_id}",
         max_request_bytes=config.max_request_bytes, max_in_flight_per_connection=config.max_in_flight_requests,
+        max_connections=config.max_connections,
     )
     manager: pykka.ActorRef | None = None
     gateway = None

@@ -46,6 +46,7 @@ BROKER_KEYS: dict[str, type | tuple[type, ...]] = {
     "storage_retry_interval_ms": int,
     "max_request_bytes": int,
     "max_in_flight_requests": int,
+    "max_connections": int,
     "producer_byte_rate": int,
     "consumer_byte_rate": int,
     "log_level": str,

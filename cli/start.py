@@ -61,6 +61,10 @@ def start(
     max_in_flight_requests: int = typer.Option(
         1000, "--max-in-flight-requests", min=1, help="Requests one connection may have unanswered at a worker; more get an error."
     ),
+    max_connections: int = typer.Option(
+        0, "--max-connections", min=0,
+        help="TCP connections each broker process (bootstrap, every worker) keeps at most; more are refused with an error (0: unlimited).",
+    ),
     producer_byte_rate: int = typer.Option(
         0, "--producer-byte-rate", min=0, help="Quota: produce bytes/s per client id on each worker, throttled not refused (0: none)."
     ),
@@ -101,7 +105,7 @@ def start(
         auto_create_topics=auto_create_topics, session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms, log_retention_check_interval_ms=log_retention_check_interval_ms,
         storage_retry_interval_ms=storage_retry_interval_ms, fault_injection=fault_injection,
-        max_request_bytes=max_request_bytes, max_in_flight_requests=max_in_flight_requests,
+        max_request_bytes=max_request_bytes, max_in_flight_requests=max_in_flight_requests, max_connections=max_connections,
         producer_byte_rate=producer_byte_rate, consumer_byte_rate=consumer_byte_rate,
         log_level=log_level, default_partitions=default_partitions,
         default_replication_factor=default_replication_factor, no_ui=no_ui,
@@ -142,6 +146,7 @@ def start(
             fault_injection=settings["fault_injection"],
             max_request_bytes=settings["max_request_bytes"],
             max_in_flight_requests=settings["max_in_flight_requests"],
+            max_connections=settings["max_connections"],
             producer_byte_rate=settings["producer_byte_rate"],
             consumer_byte_rate=settings["consumer_byte_rate"],
             log_level=level,

@@ -44,6 +44,7 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "BrokerUnavailableError",
+    "ConnectionLimitError",
     "CoordinatorNotAvailableError",
     "NotCoordinatorError",
     "UnknownMemberError",
@@ -293,6 +294,18 @@ class BrokerUnavailableError(KBrokerError):
     code = 1001
     retriable = True
     hint = "No broker answered; check that kbroker is running and the bootstrap address is right."
+
+
+@_register
+class ConnectionLimitError(BrokerUnavailableError):
+    """The broker process refused the connection: it has ``--max-connections`` open (a ZAP refusal)."""
+
+    code = 1003
+    retriable = True
+    hint = (
+        "The broker refused the connection: it has reached its connection limit (--max-connections); "
+        "close idle clients or raise the limit, then retry."
+    )
 
 
 @_register

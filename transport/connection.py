@@ -27,6 +27,12 @@ peer dying mid-handshake also gives: fail after ``HANDSHAKE_RETRIES`` in a row w
 success, about 0.3 s of ZeroMQ's reconnects). The waiting send/receive then fails with
 ``AuthenticationError`` naming the endpoint and what to check, instead of a silent timeout.
 
+Connection limit: a broker process at its ``--max-connections`` refuses the handshake with ZAP
+status 500 (``EVENT_HANDSHAKE_FAILED_AUTH``, value 500; 400 stays an authentication failure): the
+waiting send/receive fails at once with ``ConnectionLimitError`` (retriable). libzmq does not retry
+a refused handshake, so the next ``send`` replaces the socket first: each request after a refusal
+makes one fresh attempt, and the first one after a slot frees up gets in.
+
 Not thread-safe: a connection belongs to one thread. An unreachable broker that neither refuses
 nor closes (a hung process, a dropped network) shows as ``RequestTimedOutError``.
 """
@@ -45,12 +51,14 @@ from zmq.utils.monitor import parse_monitor_message
 from kbroker.errors import (
     AuthenticationError,
     BrokerUnavailableError,
+    ConnectionLimitError,
     InvalidRequestError,
     RequestTimedOutError,
     UnknownError,
     error_for_code,
 )
 from kbroker.transport.codec import decode, encode
+from kbroker.transport.conn_limit import REFUSED_ZAP_CODE, close_monitored
 from kbroker.transport.messages_client import ErrorResponse
 from kbroker.transport.schema import Message
 
@@ -97,6 +105,7 @@ class Connection:
         self._auth_failure: str | None = None  # why handshakes fail (until one succeeds)
         self._handshake_failures = 0  # failures since the last success
         self._after_failed_handshake = 0
+        self._refused = False  # the broker refused this socket's handshake: it is full (--max-connections)
         self._hwm = hwm
         self._max_header_bytes = max_header_bytes
         self._ids = itertools.count(1)
@@ -134,10 +143,11 @@ class Connection:
         try:
             sock.connect(self.endpoint)
         except BaseException:
-            _close(sock, monitor)
+            close_monitored(sock, monitor)
             raise
         self._socket, self._monitor, self.link = sock, monitor, "connecting"
         self._auth_failure, self._handshake_failures, self._after_failed_handshake = None, 0, 0
+        self._refused = False
 
     @property
     def monitor(self) -> zmq.Socket | None:
@@ -154,6 +164,10 @@ class Connection:
             if event & _UP_EVENTS:
                 self.link = "up"
                 self._auth_failure, self._handshake_failures, self._after_failed_handshake = None, 0, 0
+                self._refused = False
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH and parsed["value"] == REFUSED_ZAP_CODE:
+                self._refused = True  # not the keys: the broker process is at its connection limit
+                self._after_failed_handshake = 1  # its DISCONNECTED says nothing of the broker's life
             elif event & _HANDSHAKE_FAILED:
                 value = parsed["value"]
                 certain = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH or (
@@ -188,6 +202,11 @@ class Connection:
         )
 
     def _check_auth(self) -> None:
+        if self._refused:
+            raise ConnectionLimitError(
+                f"the broker at {self.endpoint} refused the connection: it has reached its connection limit "
+                "(kbroker start --max-connections); close idle clients or raise the limit, then retry"
+            )
         if self._auth_failure is not None:
             raise AuthenticationError(self._auth_failure)
 
@@ -209,7 +228,7 @@ class Connection:
 
     def close(self) -> None:
         if self._socket is not None:
-            _close(self._socket, self._monitor)
+            close_monitored(self._socket, self._monitor)
             self._socket = self._monitor = None
 
     def send(self, message: Message, *, to: str | None = None, timeout: float | None = None) -> int:
@@ -219,6 +238,9 @@ class Connection:
         frames = encode(message, correlation_id, to)
         wait = self.timeout if timeout is None else timeout
         self.update_link()  # events from before this request are not about it
+        if self._refused:  # libzmq gave up on the refused socket: this request tries a fresh one
+            self.reconnect()
+            sock = self._live_socket()
         try:
             sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
             return correlation_id
@@ -288,6 +310,8 @@ class Connection:
                 if remaining <= 0:
                     raise RequestTimedOutError()
                 got, reply = self.receive(remaining)
+            except ConnectionLimitError:
+                raise  # the next send tries a fresh socket
             except BrokerUnavailableError as exc:
                 self.reconnect()
                 raise BrokerUnavailableError(f"{type(message).__name__} lost: {exc.message}") from None
@@ -305,15 +329,6 @@ class Connection:
                 raise error_for_code(reply.code, reply.message)
             return reply
 
-
-def _close(sock: zmq.Socket, monitor: zmq.Socket | None) -> None:
-    if monitor is not None:
-        try:
-            sock.disable_monitor()
-        except zmq.ZMQError:
-            pass
-        monitor.close(linger=0)
-    sock.close(linger=0)
 
 
 def _ms(seconds: float) -> int:

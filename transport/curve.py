@@ -9,6 +9,8 @@
           polled by the I/O thread (same context, same thread)          CURVE_PUBLICKEY/SECRETKEY = own pair
           allowed = the allow dir's *.key + the broker's own key + the super users' keys
           reply User-Id = the client's public key (Z85, 40 chars) -> Envelope.identity
+          with --max-connections: an allowed key past the limit gets "500" (conn_limit.py),
+          except the broker's own key; without CURVE it admits every NULL client under the limit
         ROUTER: CURVE server with the broker's key pair
         DEALERs (to other broker processes): CURVE client with the broker's key pair (server key =
           the same public key: every process of one broker shares one key pair)
@@ -21,6 +23,8 @@ Invariants:
 - ``ZapHandler`` is owned by the I/O thread that created it (ZeroMQ sockets are single-threaded);
   it must be bound before the ROUTER accepts connections (without a ZAP handler libzmq would let
   every CURVE client in), and closed before the context is terminated.
+- A key that is not allowed is refused with "400" whether or not the broker is full; the
+  connection limit ("500") is only checked for allowed keys, never for the broker's own key.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
+from kbroker.transport.conn_limit import REFUSED_STATUS, REFUSED_TEXT, ConnectionMonitor
 from kbroker.transport.schema import Message
 
 __all__ = [
@@ -255,10 +260,23 @@ class CurveServer:
 
 
 class ZapHandler:
-    """ZAP (RFC 27) for CURVE on one context, driven by its I/O thread's poll loop."""
+    """ZAP (RFC 27) on one context, driven by its I/O thread's poll loop.
 
-    def __init__(self, context: zmq.Context, allow: AllowList) -> None:
+    ``allow``: CURVE, only these keys; None: a plaintext ROUTER (every NULL client). ``connections``:
+    refuse past ``--max-connections``, except the ``exempt`` keys (the broker's own).
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context,
+        allow: AllowList | None,
+        *,
+        connections: ConnectionMonitor | None = None,
+        exempt: frozenset[bytes] = frozenset(),
+    ) -> None:
         self._allow = allow
+        self._connections = connections
+        self._exempt = exempt
         self.socket = context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         try:
@@ -291,6 +309,8 @@ class ZapHandler:
         status, text, user = b"400", b"unknown public key", b""
         if version != b"1.0":
             status, text = b"500", b"unsupported ZAP version"
+        elif self._allow is None:
+            status, text = b"200", b"OK"  # plaintext: here only for the connection limit
         elif mechanism != b"CURVE" or not credentials or len(credentials[0]) != 32:
             text = b"CURVE required"
         else:
@@ -299,6 +319,8 @@ class ZapHandler:
                 status, text, user = b"200", b"OK", key
             else:
                 self._log_refusal(key, address)
+        if status == b"200" and self._connections is not None and not self._connections.admits(address, user in self._exempt):
+            status, text, user = REFUSED_STATUS, REFUSED_TEXT, b""
         if status == b"200":
             self.accepted += 1
         else:

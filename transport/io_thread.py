@@ -33,6 +33,11 @@ Invariants:
   context (polled here, bound before the ROUTER) admits only allowed keys, each request's sender
   identity (its public key) goes into ``Envelope.identity`` and ``guard.authorize`` checks the
   request once before delivery; without ``curve`` none of this costs anything.
+- With ``max_connections`` (N > 0) a socket monitor on the ROUTER counts its TCP connections and
+  the ZAP handler refuses a handshake past N ("500", transport/conn_limit.py); a plaintext ROUTER
+  then gets a ZAP domain and a handler that admits everyone else. The peers share the limit, so
+  each DEALER gets a monitor too and one refused by a full peer is replaced (outbound.py). With
+  0 (unlimited) there is no monitor, and a plaintext ROUTER no ZAP at all.
 - Processes are started with ``spawn``: an ``IOThread`` is created in the process that uses it
   (it refuses to be pickled or used after a fork); its context is its own, terminated by ``stop``.
 """
@@ -55,7 +60,8 @@ import zmq
 from kbroker.errors import BrokerUnavailableError
 from kbroker.transport.codec import ACTOR_NAME_MAX, MAX_HEADER_BYTES, encode
 from kbroker.transport.command_queue import CommandQueue
-from kbroker.transport.curve import CurveServer, RequestGuard, ZapHandler
+from kbroker.transport.conn_limit import ConnectionMonitor
+from kbroker.transport.curve import ZAP_DOMAIN, CurveServer, RequestGuard, ZapHandler
 from kbroker.transport.envelope import Address, Envelope
 from kbroker.transport.inbound import Inbound
 from kbroker.transport.outbound import Outbound, fail
@@ -124,11 +130,17 @@ class IOThread:
         clock: Callable[[], float] = time.monotonic,
         curve: CurveServer | None = None,
         guard: RequestGuard | None = None,
+        max_connections: int = 0,
     ) -> None:
         """``curve``: serve and connect with CURVE (a ZAP handler on this thread checks clients);
-        ``guard``: authorize each request by its sender's identity (only with ``curve``)."""
+        ``guard``: authorize each request by its sender's identity (only with ``curve``);
+        ``max_connections``: TCP connections the ROUTER keeps at most (0: unlimited)."""
         if max_inflight_bytes <= 0:
             raise ValueError(f"max_inflight_bytes must be positive, got {max_inflight_bytes}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 0:
+            raise ValueError(f"max_connections must be an integer >= 0 (0: unlimited), got {max_connections!r}")
+        self._max_connections = max_connections
+        self._connections: ConnectionMonitor | None = None
         self._bind = bind
         self._advertised_host = advertised_host
         self._name = name
@@ -346,9 +358,6 @@ class IOThread:
         assert self._commands is not None
         context = self._context = zmq.Context(io_threads=1)
         poller = self._poller = zmq.Poller()
-        if self._curve is not None:  # before the ROUTER binds: no client may connect unchecked
-            self._zap = ZapHandler(context, self._curve.allow)
-            poller.register(self._zap.socket, zmq.POLLIN)
         router = context.socket(zmq.ROUTER)
         try:
             router.setsockopt(zmq.LINGER, 0)
@@ -360,6 +369,7 @@ class IOThread:
             router.setsockopt(zmq.MAXMSGSIZE, min(self._max_frame_bytes, self._max_request_bytes + (1 << 20)))
             if self._socket_setup is not None:
                 self._socket_setup(router, "router")
+            self._setup_zap(context, poller, router)  # before the ROUTER binds: no client may connect unchecked or uncounted
             router.bind(self._bind)
         except BaseException:
             router.close(linger=0)
@@ -392,15 +402,30 @@ class IOThread:
             send_queue_bytes=self._send_queue_bytes,
             socket_setup=self._socket_setup,
             clock=self._clock,
+            watch_refusals=self._max_connections > 0,  # the peers share the limit: they may refuse us
         )
         poller.register(router, zmq.POLLIN)
         poller.register(self._commands.fileno(), zmq.POLLIN)
+
+    def _setup_zap(self, context: zmq.Context, poller: zmq.Poller, router: zmq.Socket) -> None:
+        """The ZAP handler for CURVE and/or ``max_connections``, with the ROUTER's connection monitor."""
+        if self._max_connections:
+            self._connections = ConnectionMonitor(router, self._max_connections, self._clock)
+            poller.register(self._connections.socket, zmq.POLLIN)
+            if self._curve is None:
+                router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)  # libzmq asks ZAP about NULL clients only with a domain
+        if self._curve is not None or self._connections is not None:
+            exempt = frozenset({self._curve.public_key}) if self._curve is not None else frozenset()
+            allow = self._curve.allow if self._curve is not None else None
+            self._zap = ZapHandler(context, allow, connections=self._connections, exempt=exempt)
+            poller.register(self._zap.socket, zmq.POLLIN)
 
     def _loop(self) -> None:
         assert self._poller and self._inbound and self._outbound and self._commands is not None
         poller, inbound, outbound, commands = self._poller, self._inbound, self._outbound, self._commands
         router = inbound.router
         zap = self._zap.socket if self._zap is not None else None
+        monitor = self._connections.socket if self._connections is not None else None
         while True:
             router_ready = False
             for sock, event in poller.poll(self._poll_timeout_ms()):
@@ -410,7 +435,9 @@ class IOThread:
                     commands.clear_wakeup()
                 elif sock is zap and self._zap is not None:
                     self._zap.handle()
-                else:
+                elif sock is monitor and self._connections is not None:
+                    self._connections.drain()
+                else:  # a DEALER, or its monitor (watch_refusals)
                     outbound.on_event(sock, event)
             if router_ready:
                 inbound.read()
@@ -478,5 +505,7 @@ class IOThread:
             self._inbound.close()
         if self._zap is not None:
             self._zap.close()
+        if self._connections is not None:
+            self._connections.close()
         if self._context is not None:
             self._context.term()
