@@ -235,3 +235,28 @@ def test_cli_produce_then_consume(cluster: Cluster) -> None:
 
     bad = _cli(cluster, "produce", "cli", "--key-separator", ":", stdin=b"no separator here\n")
     assert bad.returncode == 1 and b"1 error(s)" in bad.stdout
+
+
+def test_producing_right_after_create_topic_loses_nothing_and_keeps_order(cluster: Cluster) -> None:
+    """Sending at once to a topic whose replicas may not be ready yet: the first batch of a partition
+    may be refused (retriable) while the leader would take a later one from an unknown producer, so
+    the producer sends one batch per partition until one is acknowledged (it used to lose ~400 of
+    4,040 records about one time in three, with OutOfOrderSequence)."""
+    for attempt in range(4):
+        topic = f"fresh-{attempt}"
+        with Admin(cluster.bootstrap, timeout=20) as admin:
+            admin.create_topic(topic, 3, 3, {})  # no waiting for leaders: that is the point
+        with Producer(cluster.bootstrap, acks="all", batch_bytes=2048) as producer:
+            futures = [producer.send(topic, b"%d:%d" % (user, v), key=b"user-%d" % user) for v in range(20) for user in range(200)]
+            producer.flush(60)
+        failed = [f.exception(0) for f in futures if f.exception(0) is not None]
+        assert failed == [], f"{topic}: {len(failed)} records failed, e.g. {failed[0]!r}"
+        with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
+            consumer.assign([TopicPartition(topic, p) for p in range(3)])
+            records = _read_all(consumer, len(futures))
+        assert len(records) == len(futures)
+        versions: dict[bytes, list[int]] = defaultdict(list)
+        for record in records:
+            user, version = record.value.split(b":")
+            versions[user].append(int(version))
+        assert all(v == list(range(20)) for v in versions.values()), f"{topic}: a key's records are out of order"

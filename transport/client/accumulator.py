@@ -10,7 +10,10 @@
   ``linger_ms`` has passed since it was opened, or at once while a flush, a close or a blocked
   ``send`` is waiting. ``drain`` takes at most one ready batch per partition per call, up to
   ``max_request_size`` bytes per leader, and never more than ``max_in_flight`` batches of one
-  partition in flight.
+  partition in flight: with idempotence one, until the leader has acknowledged a batch of the partition numbered
+  with the current producer id and epoch (a leader that does not know the producer yet takes any
+  first sequence, so a second batch must not overtake a first one that was refused, e.g. by a
+  replica not ready yet right after the topic was created).
 - Idempotence: ``drain`` gives a batch the producer id, epoch and the partition's next sequence
   the first time it sends it (``base_sequence``; then + record count, wrapping at 2^31). A batch
   failing with a retriable error goes back to the front of its queue in drain order and keeps its
@@ -376,8 +379,9 @@ class Accumulator:
                     if not queue.batches:
                         continue
                     wait = queue.wait_before_send(
-                        now, force=force, linger_s=self._linger_s, full_at=self._full_at, max_in_flight=self._max_in_flight
-                    )
+                        now, force=force, linger_s=self._linger_s, full_at=self._full_at,
+                        max_in_flight=self._max_in_flight if queue.confirmed or not self._idempotent else 1,
+                    )  # fmt: skip
                     if wait != 0.0:
                         if wait is not None:
                             next_check = wait if next_check is None or wait < next_check else next_check
@@ -469,6 +473,8 @@ class Accumulator:
             queue.in_flight.remove(batch)
             if error is None or (error.code == _DUPLICATE and batch.base_sequence >= 0):
                 batch.move(DONE)  # a duplicate was written before: success (offset unknown unless given)
+                if batch.producer_epoch == self._producer_epoch and batch.producer_id == self._producer_id:
+                    queue.confirmed = True  # the leader knows this producer now: pipeline its batches
                 self._release(batch)
                 action = Action.DONE
                 error = None

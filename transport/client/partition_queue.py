@@ -28,7 +28,7 @@ SEQ_MASK = 0x7FFFFFFF  # sequences wrap from 2^31-1 to 0
 
 
 class PartitionQueue:
-    __slots__ = ("tp", "batches", "open", "in_flight", "next_sequence", "next_order")
+    __slots__ = ("tp", "batches", "open", "in_flight", "next_sequence", "next_order", "confirmed")
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -37,6 +37,10 @@ class PartitionQueue:
         self.in_flight: list[ProducerBatch] = []
         self.next_sequence = 0
         self.next_order = 0
+        # the leader acknowledged a batch of the current numbering (producer id and epoch); until
+        # then one batch at a time: a leader that does not know the producer takes any first
+        # sequence, so a later batch overtaking a refused first one would be written before it
+        self.confirmed = False
 
     def wait_before_send(
         self, now: float, *, force: bool, linger_s: float, full_at: int, max_in_flight: int
@@ -118,6 +122,7 @@ class PartitionQueue:
     def renumber(self, producer_id: int, producer_epoch: int) -> None:
         """A new producer id or epoch: number the unfinished sent batches from 0 again, in order."""
         sequence = 0
+        self.confirmed = False
         numbered = sorted((b for b in (*self.in_flight, *self.batches) if b.state is not OPEN), key=lambda b: b.order)
         for batch in numbered:
             batch.producer_id, batch.producer_epoch = producer_id, producer_epoch

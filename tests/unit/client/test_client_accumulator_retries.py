@@ -35,8 +35,11 @@ def sent(acc: Accumulator) -> list:
     return [b for batches in acc.drain(LEADER).requests.values() for b in batches]
 
 
-def send_all(acc: Accumulator, partition: int, count: int, size: int = 44) -> list:
+def send_all(acc: Accumulator, partition: int, count: int, size: int = 44, known: bool = True) -> list:
+    """``count`` one-record batches; ``known``: the leader has acked this producer on the partition
+    before (else only one batch goes until the first is acked)."""
     futures = [acc.append("t", partition, b"%0*d" % (size, i)) for i in range(count)]
+    acc._topics["t"][partition].confirmed = known
     return futures
 
 
@@ -59,6 +62,7 @@ def test_sequences_are_given_at_drain_contiguous_per_partition() -> None:
     acc = make(FakeClock(), batch_bytes=300)
     for i in range(7):
         acc.append("t", i % 2, b"x" * 44)  # 3 records (60 bytes each + 66) per batch
+    acc._topics["t"][0].confirmed = True  # pipelined: the leader knows the producer
     acc.close()  # all ready
     batches = sent(acc) + sent(acc) + sent(acc)
     by_partition: dict[int, list[tuple[int, int]]] = {}
@@ -111,6 +115,27 @@ def test_retriable_error_retries_the_same_bytes_after_the_backoff_in_order() -> 
     (again,) = sent(acc)
     acc.complete(again, base_offset=12)
     assert [f.result(0).offset for f in futures] == [10, 11, 12]
+
+
+def test_a_partition_gets_one_batch_at_a_time_until_the_leader_acked_one_of_this_epoch() -> None:
+    clock = FakeClock()
+    acc = make(clock, retry_backoff_ms=0)
+    futures = send_all(acc, 0, 3, known=False)
+    (a,) = sent(acc)
+    assert sent(acc) == []  # b waits: a leader that does not know the producer takes any first sequence
+    assert acc.complete(a, NotLeaderError.code) is Action.RETRY  # e.g. a replica not ready yet
+    (again,) = sent(acc)
+    assert again is a and sent(acc) == []  # nothing overtakes the first batch
+    acc.complete(a, base_offset=0)
+    b, c = sent(acc) + sent(acc)  # now pipelined
+    assert (seq(b), seq(c)) == (1, 2)
+    acc.complete(b, base_offset=1)
+    acc.complete(c, base_offset=2)
+    assert [f.result(0).offset for f in futures] == [0, 1, 2]
+    acc.set_producer_id(42, 1)  # a new epoch numbers from 0 again: one at a time again
+    send_all(acc, 0, 2, known=acc._topics["t"][0].confirmed)
+    (d,) = sent(acc)
+    assert seq(d) == 0 and sent(acc) == []
 
 
 def test_retried_batch_waits_for_the_partitions_in_flight_batches() -> None:
