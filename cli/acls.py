@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from kbroker.cli.output import BOOTSTRAP, EXIT_USAGE, OUTPUT, TIMEOUT, OutputFormat, admin_session, emit, fail
 
@@ -64,7 +65,8 @@ def _rows(acls: list[Any]) -> list[dict[str, str]]:
 def _table(rows: list[dict[str, str]], title: str) -> Table:
     out = Table("Principal", "Resource", "Name", "Operation", title=title)
     for r in rows:
-        out.add_row(r["principal"], r["resource_type"], r["resource_name"], r["operation"])
+        # Text: Z85 keys and group names may hold "[...]", which rich would read as markup
+        out.add_row(Text(r["principal"]), r["resource_type"], Text(r["resource_name"]), r["operation"])
     return out
 
 

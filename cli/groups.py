@@ -8,7 +8,9 @@ Exit codes: 0 success; 1 the broker refused or did not answer (e.g. ``reset-offs
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from kbroker.cli.output import BOOTSTRAP, OUTPUT, TIMEOUT, OutputFormat, admin_session, emit
 
@@ -35,7 +37,7 @@ def list_(bootstrap: str | None = BOOTSTRAP, timeout: float = TIMEOUT, output: O
     def table() -> Table:
         out = Table("Group", "State", "Members", title=f"{len(rows)} group{'s' if len(rows) != 1 else ''}")
         for row in rows:
-            out.add_row(row["group"], row["state"], str(row["members"]))
+            out.add_row(Text(row["group"]), row["state"], str(row["members"]))  # a group id may hold "[...]"
         return out
 
     emit(output, rows, table)
@@ -58,11 +60,11 @@ def describe(
     def table() -> Table:
         out = Table(
             "Topic", "Partition", "Member", "Committed", "High watermark", "Lag",
-            title=f"Group {info.group_id}: {info.state}, {len(info.members)} member{'s' if len(info.members) != 1 else ''}",
+            title=f"Group {escape(info.group_id)}: {info.state}, {len(info.members)} member{'s' if len(info.members) != 1 else ''}",
         )  # fmt: skip
         for p in info.partitions:
             out.add_row(
-                p.topic, str(p.partition), p.member or "-", "-" if p.committed_offset is None else str(p.committed_offset),
+                p.topic, str(p.partition), Text(p.member or "-"), "-" if p.committed_offset is None else str(p.committed_offset),
                 "?" if p.high_watermark < 0 else str(p.high_watermark), "-" if p.lag is None else str(p.lag),
             )  # fmt: skip
         return out

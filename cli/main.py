@@ -27,6 +27,10 @@ from kbroker.cli.topics import topics_app
 app = typer.Typer(
     name="kbroker",
     help="kbroker: a distributed event log and pub/sub broker (Kafka-style) on ZeroMQ and actors.",
+    epilog=(
+        "Every command that talks to a broker also takes --curve-secret-key FILE and --curve-server-key FILE "
+        "(CURVE; default $KBROKER_CURVE_SECRET_KEY / $KBROKER_CURVE_SERVER_KEY), anywhere on its command line."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

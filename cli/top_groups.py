@@ -120,7 +120,7 @@ def render_groups(
     summary.add_column("Trend", no_wrap=True)
     for g in groups:
         lag = total_lag(g)
-        summary.add_row(g.group_id, g.state, str(len(g.members)), "-" if lag is None else str(lag),
+        summary.add_row(Text(g.group_id), g.state, str(len(g.members)), "-" if lag is None else str(lag),
                         history.trend(g.group_id) if history is not None else "")  # fmt: skip
     if summary_only:
         return summary
@@ -136,6 +136,6 @@ def render_groups(
             if topic is not None and p.topic != topic:
                 continue
             lag = Text("-" if p.lag is None else str(p.lag), style="bold yellow" if p.lag else "")
-            detail.add_row(g.group_id, f"{p.topic}-{p.partition}", p.member or "-",
+            detail.add_row(Text(g.group_id), f"{p.topic}-{p.partition}", Text(p.member or "-"),
                            "-" if p.committed_offset is None else str(p.committed_offset), str(p.high_watermark), lag)  # fmt: skip
     return Group(summary, detail)

@@ -56,20 +56,26 @@ def run(bootstrap: str, users: int, updates: int, wait_s: float) -> int:
             admin.create_topic(TOPIC, 3, None, CONFIG)
     expected: dict[str, dict] = {}
     written = 0
-    with Producer(bootstrap, acks="all") as producer:
+    futures = []
+    # batches well under segment.bytes: segments roll, and only closed segments are compacted
+    with Producer(bootstrap, acks="all", batch_bytes=4096) as producer:
         for version in range(updates):
             for user in range(users):
                 key = f"user-{user}"
                 profile = {"name": f"User {user}", "version": version, "visits": version * (user + 1)}
-                producer.send(TOPIC, json.dumps(profile).encode(), key=key.encode())
+                futures.append(producer.send(TOPIC, json.dumps(profile).encode(), key=key.encode()))
                 expected[key] = profile
                 written += 1
         for user in range(0, users, 5):  # every fifth user deletes their account
             key = f"user-{user}"
-            producer.send(TOPIC, None, key=key.encode())
+            futures.append(producer.send(TOPIC, None, key=key.encode()))
             expected.pop(key)
             written += 1
         producer.flush(60)
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        print(f"WRONG: {len(failed)} of {written} records were not written, e.g. {failed[0]}")
+        return 1
     print(f"wrote {written} records: {updates} versions of {users} profiles, then {users // 5 + (users % 5 > 0)} tombstones")
 
     with Admin(bootstrap, timeout=20) as admin:

@@ -113,6 +113,8 @@ def test_help_has_examples_and_bootstrap_everywhere() -> None:
             assert "--bootstrap" in shown.stdout and "KBROKER_BOOTSTRAP" in shown.stdout, command
     for command in (["topics", "create"], ["topics", "list"], ["produce"], ["consume"], ["top"], ["status"], ["stop"], ["start"]):
         assert "Example" in runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).stdout, command
+    root = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
+    assert "--curve-secret-key" in root and "--curve-server-key" in root  # taken by every client command
 
 
 def test_stop_stops_a_broker_by_its_data_dir(start_cluster: Callable[..., Cluster], tmp_path: Path) -> None:

@@ -92,3 +92,9 @@ def test_lag_trend_follows_the_total_over_frames() -> None:
     history.update([group("g", [5]), group("h", [1])])
     history.update([])
     assert history.trend("g") == "" and history.trend("h") == ""
+
+
+def test_names_with_brackets_are_shown_as_they_are_not_read_as_markup() -> None:
+    state = GroupsState(True, [group("team[bold]x[/bold]", [3])], None)
+    screen = text(render_groups(state), width=160)
+    assert "team[bold]x[/bold]" in screen
