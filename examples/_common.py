@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
@@ -24,12 +25,17 @@ def broker(bootstrap: str | None, workers: int = 3, extra_args: tuple[str, ...] 
         return
     from kbroker.cli.bench.broker import LocalBroker
 
+    def _terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # SIGTERM (e.g. `timeout`): run the finally, stop the broker
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
     local = LocalBroker(workers, extra_args=extra_args)
     try:
         print(f"started a {workers}-worker broker at {local.bootstrap}")
         yield local.bootstrap
     finally:
         local.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float = 60.0) -> T:
