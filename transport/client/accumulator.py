@@ -233,7 +233,7 @@ class Accumulator:
                 return None
             records = batch.records
             index = len(records)  # type: ignore[arg-type]
-            records.append([index, timestamp_ms - batch.first_ts, None, value, _NO_HEADERS])  # type: ignore[union-attr]
+            records.append((index, timestamp_ms - batch.first_ts, None, value, _NO_HEADERS))  # type: ignore[union-attr]
             if timestamp_ms > batch.max_ts:
                 batch.max_ts = timestamp_ms
             batch.size += size
@@ -288,7 +288,7 @@ class Accumulator:
             if batch is not None and batch.size + size <= self._batch_bytes:
                 records = batch.records
                 index = len(records)  # type: ignore[arg-type]
-                records.append([index, timestamp_ms - batch.first_ts, key, value, headers or _NO_HEADERS])  # type: ignore[union-attr]
+                records.append((index, timestamp_ms - batch.first_ts, key, value, headers or _NO_HEADERS))  # type: ignore[union-attr]
                 if timestamp_ms > batch.max_ts:
                     batch.max_ts = timestamp_ms
             else:
@@ -296,7 +296,7 @@ class Accumulator:
                     return None
                 batch = ProducerBatch(queue.tp, self._compression, self._clock(), BATCH_OVERHEAD, timestamp_ms)
                 index = 0
-                batch.records.append([0, 0, key, value, headers or _NO_HEADERS])  # type: ignore[union-attr]
+                batch.records.append((0, 0, key, value, headers or _NO_HEADERS))  # type: ignore[union-attr]
                 queue.batches.append(batch)
                 queue.open = batch
                 self._incomplete[batch] = None

@@ -102,9 +102,10 @@ class ProducerBatch:
 
     def __init__(self, tp: TopicPartition, codec: Codec, created: float, overhead: int, first_ts: int) -> None:
         self.tp = tp
-        # the body's records, exactly as storage/records.py lays them out:
-        # [offset_delta, timestamp_delta (from first_ts), key, value, headers]
-        self.records: list[list] | None = []
+        # the body's records, exactly as storage/records.py lays them out (msgpack arrays):
+        # (offset_delta, timestamp_delta (from first_ts), key, value, headers); tuples, not lists: a
+        # tuple of atoms leaves the garbage collector's watch, and full batches hold many records
+        self.records: list[tuple] | None = []
         self.first_ts = first_ts
         self.max_ts = first_ts
         self.codec = codec
