@@ -179,9 +179,11 @@ class Inbound:
         self.send_reply(route, encode(ErrorResponse(error.code, error.message), correlation_id))
 
     def _unknown_actor_error(self, name: str | None) -> KBrokerError:
+        # retriable: the names are the library's own, so a missing actor means a process that is
+        # starting (not registered yet) or stopping (unregistered first), not a client's mistake
         if name is None:
-            return InvalidRequestError(f"{self.endpoint} has no default actor; set 'to' in the header")
-        return InvalidRequestError(f"no actor named {name!r} at {self.endpoint}; check the address")
+            return BrokerUnavailableError(f"{self.endpoint} has no default actor (starting or stopping?); retry shortly")
+        return BrokerUnavailableError(f"no actor named {name!r} at {self.endpoint} (starting or stopping?); retry shortly")
 
     @staticmethod
     def _refuse(envelope: Envelope, error: KBrokerError) -> None:

@@ -163,6 +163,47 @@ def test_replication_and_acls_under_curve(keys: Path, start_cluster: Callable[..
     assert "denied Produce from " + alice in cluster.output.text()
 
 
+@pytest.mark.timeout(90)
+def test_a_consumer_without_read_is_told_not_left_polling(keys: Path, start_cluster: Callable[..., Cluster]) -> None:
+    """Alice may write (so describe) orders but not read it: poll() raises (as Kafka's
+    TopicAuthorizationException), in assign() and group mode, and the CLI exits 1 saying so."""
+    cluster = start_cluster(workers=1, args=curve_args(keys))
+    alice = public(keys, "alice")
+    with Admin(cluster.bootstrap, timeout=15, **as_user(keys, "admin")) as admin:
+        admin.create_topic("orders", 1, 1)
+        admin.create_acls([AclBinding(alice, "topic", "orders", "write"), AclBinding(alice, "group", "billing", "read")])
+    with Producer(cluster.bootstrap, max_block_ms=15_000, **as_user(keys, "alice")) as producer:
+        producer.send("orders", b"o1").result(20)
+
+    def refused_within(consumer: Consumer, seconds: float) -> AuthorizationError:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                consumer.poll(200)  # group mode: the first polls join the group and get orders-0
+            except AuthorizationError as exc:
+                return exc
+        raise AssertionError(f"poll() returned for {seconds}s without raising AuthorizationError")
+
+    with Consumer(cluster.bootstrap, request_timeout_ms=10_000, **as_user(keys, "alice")) as consumer:
+        consumer.assign([TopicPartition("orders", 0)])
+        assert "may not read topic 'orders'" in refused_within(consumer, 5).message
+        with pytest.raises(AuthorizationError, match="read topic 'orders'"):
+            consumer.poll(3000)  # every poll says so, not only the first
+    with Consumer(cluster.bootstrap, group_id="billing", request_timeout_ms=10_000, **as_user(keys, "alice")) as consumer:
+        consumer.subscribe(["orders"])
+        assert "may not read topic 'orders'" in refused_within(consumer, 15).message
+
+    started = time.monotonic()
+    done = kbroker("consume", "orders", "--from-beginning", "-b", cluster.bootstrap, "--timeout-ms", "3000",
+                   "--curve-secret-key", str(keys / "alice.key_secret"), "--curve-server-key", str(keys / "broker.key"))  # fmt: skip
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "may not read topic 'orders'" in errors[0], done.stderr
+    assert "consumed" not in done.stderr and done.stdout == ""
+    assert time.monotonic() - started < 20
+    assert "denied Fetch from " + alice in cluster.output.text()
+
+
 def test_refused_clients_and_revocation(keys: Path, start_cluster: Callable[..., Cluster]) -> None:
     cluster = start_cluster(workers=1, args=curve_args(keys))
     cases = [

@@ -10,6 +10,8 @@
 - ``position(tp)`` is the offset of the next record ``poll`` returns for ``tp``; ``seek`` moves it.
 - Leader changes, unknown topics (auto-created on first use unless the broker forbids it) and
   timeouts refresh metadata and fetch again from the same position: nothing skipped or repeated.
+- A refusal no retry can fix (``AuthorizationError``: no READ ACL on the topic or group) is
+  raised by ``poll``, on every call until it is fixed, never turned into empty polls.
 
 With a ``group_id``, ``subscribe(topics)`` (or ``subscribe(pattern=regex)``) joins the consumer
 group: the group's coordinator splits the partitions between its members (group_consumer.py),

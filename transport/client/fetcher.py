@@ -16,6 +16,10 @@ Rules:
   A reply whose ``fetch_offset`` no longer matches (``seek`` meanwhile) is dropped: no skip, no repeat.
 - NotLeader, UnknownTopicOrPartition, leader-epoch errors and timeouts refresh metadata; the
   partition is fetched again from the same offset. A timed-out connection is replaced.
+- A whole Fetch refused with a non-retriable error (``ErrorResponse`` or ``FetchResponse.error_code``:
+  no READ ACL, invalid request, ...) is raised by ``poll``, once per call, while one of the refused
+  partitions is still assigned; they are fetched again after the backoff (as Kafka's
+  ``TopicAuthorizationException``). Retriable ones (unavailable, throttled, ...) are only retried.
 
 Not thread-safe: owned by the thread calling ``Consumer.poll`` (``WakeSignal`` may be set from any thread).
 """
@@ -116,6 +120,7 @@ class Fetcher:
         self._parts: dict[TopicPartition, _PartitionState] = {}
         self._in_flight: dict[tuple[str, int], _FetchInFlight] = {}
         self._busy: set[str] = set()  # endpoints with a fetch in flight
+        self._refused: tuple[KBrokerError, frozenset[TopicPartition]] | None = None  # for poll() to raise
 
     # --- assignment and positions ---------------------------------------------------------
 
@@ -188,6 +193,7 @@ class Fetcher:
     def poll(self, timeout_s: float, max_records: int, stop: Callable[[], bool]) -> list[Record]:
         """Records from the buffers, fetching until some arrive or ``timeout_s`` passes (or ``stop()``)."""
         deadline = self._clock() + timeout_s
+        self._raise_refused()
         while True:
             records = self._take(max_records)
             if records or stop():
@@ -207,8 +213,17 @@ class Fetcher:
             self._expire(self._clock())
             self._check_stalled(self._clock())
             records = self._take(max_records)
-            if records or stop() or self._clock() >= deadline:
+            if records or stop():
                 return records
+            self._raise_refused()
+            if self._clock() >= deadline:
+                return records
+
+    def _raise_refused(self) -> None:
+        """Raise the error a whole Fetch was refused with, unless its partitions were all unassigned since."""
+        refused, self._refused = self._refused, None
+        if refused is not None and not refused[1].isdisjoint(self._parts):
+            raise refused[0]
 
     def _take(self, max_records: int) -> list[Record]:
         out: list[Record] = []
@@ -397,6 +412,13 @@ class Fetcher:
             return  # a reply to an abandoned request
         self._busy.discard(endpoint)
         now = self._clock()
+        error = _whole_request_error(reply)
+        if error is not None and not error.retriable:  # retrying cannot help (no READ ACL, ...): poll() raises it
+            self._refused = (error, frozenset(flight.offsets))
+            for tp in flight.offsets:
+                if tp in self._parts:
+                    self._parts[tp].retry_at = now + self._s.retry_backoff_s
+            return
         if not isinstance(reply, FetchResponse) or reply.error_code:
             self._cache.observe_timeout(endpoint)  # a whole-request failure: look the leaders up again
             for tp in flight.offsets:
@@ -480,3 +502,12 @@ class Fetcher:
         self._in_flight.clear()
         self._busy.clear()
         self._pool.close()
+
+
+def _whole_request_error(reply: object) -> KBrokerError | None:
+    """The error a Fetch reply carries for the whole request (None: none, or not a Fetch answer at all)."""
+    if isinstance(reply, ErrorResponse):
+        return error_for_code(reply.code, reply.message)
+    if isinstance(reply, FetchResponse) and reply.error_code:
+        return error_for_code(reply.error_code, None)
+    return None
