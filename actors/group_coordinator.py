@@ -16,6 +16,12 @@ groups whose ``__consumer_offsets`` partition this worker leads.
   loaded the offsets); a new leader epoch reloads.
 - Membership is soft state (not written to the log): after a coordinator move, members get
   UnknownMember and join again.
+- Deleting a topic deletes its committed offsets (Kafka's cleanupGroupMetadata): before every
+  tick and request the coordinator asks the MetadataCache which topics were deleted since its last
+  look (group_cleanup.py; a delete + re-create between two looks counts), forgets their offsets
+  at once and writes a tombstone per key (retried while it still leads the partition), so a later
+  load does not bring them back. Partitions still loading drop them once loaded. A group left
+  with no offsets and no members is gone (not listed).
 
 Invariants: every envelope is replied to exactly once (an append that never answers is expired
 by its replica's timeout); nothing blocks except a short Describe ask to a local replica while
@@ -33,6 +39,7 @@ from typing import Any, Callable, ClassVar
 import pykka
 
 from kbroker.actors.group_assignor import TopicPartition
+from kbroker.actors.group_cleanup import DeletionWatch, gone_topics, stale_offsets
 from kbroker.actors.group_loader import Leadership
 from kbroker.actors.group_offsets import Committed, OffsetKey, OffsetStore, encode_key, encode_value, group_partition
 from kbroker.actors.group_state import Group, GroupState, Heartbeat
@@ -89,9 +96,10 @@ _TICK = _Tick()
 
 @dataclass(slots=True)
 class _Append:
-    envelope: Envelope
+    envelope: Envelope | None  # None: tombstones of deleted topics' offsets (nobody to answer)
     records: list[tuple[OffsetKey, Committed | None]]
     then: Callable[[], Message]  # the reply once written
+    since_ms: int = 0  # tombstones: when they were decided (a retry skips keys committed since)
 
 
 class GroupCoordinator(pykka.ThreadingActor):
@@ -126,6 +134,8 @@ class GroupCoordinator(pykka.ThreadingActor):
         self._store = OffsetStore()
         self._groups: dict[str, Group] = {}
         self._appends: dict[int, _Append] = {}
+        self._deletions = DeletionWatch(cache.snapshot.deletions)
+        self._unwritten: dict[int, tuple[list[OffsetKey], int]] = {}  # partition -> tombstones to retry, since_ms
         self._ids = itertools.count(1)
         self._ticker: Ticker | None = None
 
@@ -153,6 +163,7 @@ class GroupCoordinator(pykka.ThreadingActor):
     def _dispatch(self, envelope: Envelope) -> None:
         handler = self._HANDLERS.get(type(envelope.message))
         try:
+            self._sync_deleted_topics()
             if handler is None:
                 raise InvalidRequestError(f"the group coordinator does not serve {type(envelope.message).__name__}")
             reply = getattr(self, handler)(envelope)
@@ -263,7 +274,9 @@ class GroupCoordinator(pykka.ThreadingActor):
 
     # --- writing to __consumer_offsets ------------------------------------------------------
 
-    def _append(self, envelope: Envelope, records: list[tuple[OffsetKey, Committed | None]], then: Callable[[], Message]) -> None:
+    def _append(self, envelope: Envelope | None, records: list[tuple[OffsetKey, Committed | None]],
+                then: Callable[[], Message], since_ms: int = 0) -> None:
+        """Write ``records`` (all for groups of one partition); applied to the store once acknowledged."""
         group_id = records[0][0].group
         p = group_partition(group_id, self._offsets_partitions())
         ref = self._directory.get(OFFSETS_TOPIC, p)
@@ -272,7 +285,7 @@ class GroupCoordinator(pykka.ThreadingActor):
         now = self._wall()
         batch = build_batch([(encode_value(c), encode_key(k), None, now) for k, c in records])
         rid = next(self._ids)
-        self._appends[rid] = _Append(envelope, records, then)
+        self._appends[rid] = _Append(envelope, records, then, since_ms)
         key = PartKey(self.actor_ref, ("append", rid), OFFSETS_TOPIC, p)
         try:
             ref.tell(ProducePart(key, batch, -1, _APPEND_TIMEOUT_MS))
@@ -290,7 +303,9 @@ class GroupCoordinator(pykka.ThreadingActor):
             return
         code = answer.response.error_code
         envelope = pending.envelope
-        if code == 0 and self._leadership.serving(answer.key.partition):
+        if envelope is None:
+            self._on_tombstones_written(answer.key.partition, pending, code)
+        elif code == 0 and self._leadership.serving(answer.key.partition):
             for key, committed in pending.records:
                 self._store.apply(key, committed)
             envelope.reply(pending.then())
@@ -305,6 +320,7 @@ class GroupCoordinator(pykka.ThreadingActor):
     # --- time: leadership, loading, sessions ------------------------------------------------
 
     def _on_tick(self) -> None:
+        self._sync_deleted_topics()
         snapshot = self._cache.snapshot
         state = snapshot.topics.get(OFFSETS_TOPIC)
         count = len(state.partitions) if state is not None else 0
@@ -315,6 +331,7 @@ class GroupCoordinator(pykka.ThreadingActor):
         }
         _, lost = self._leadership.update(led)
         for p in lost:
+            self._unwritten.pop(p, None)
             for g in self._store.drop_partition(p, count):
                 self._groups.pop(g, None)
             for g in [g for g in self._groups if group_partition(g, count) == p]:
@@ -323,6 +340,9 @@ class GroupCoordinator(pykka.ThreadingActor):
         for load in self._leadership.loads.values():
             if not load.done and not load.in_flight:
                 self._load_step(load.partition)
+        for p, (keys, since_ms) in list(self._unwritten.items()):
+            del self._unwritten[p]
+            self._forget(keys, since_ms)
         now = self._clock()
         counts = self._counts()
         for g, group in list(self._groups.items()):
@@ -346,6 +366,8 @@ class GroupCoordinator(pykka.ThreadingActor):
         if load.done:
             log.info("worker %d coordinates the groups of %s-%d (loaded up to offset %d)",
                      self.worker_id, OFFSETS_TOPIC, partition, load.next_offset)
+            gone = load.deleted | gone_topics(self._deletions.ever, self._cache.snapshot.topics)
+            self._forget(stale_offsets(self._store.in_partition(partition, self._offsets_partitions()), gone))
             return
         if load.end_offset is None or described.high_watermark <= load.next_offset:
             return  # not leader yet, or waiting for the followers: the high watermark moves up
@@ -367,6 +389,57 @@ class GroupCoordinator(pykka.ThreadingActor):
         if skipped:
             log.warning("%s-%d: skipped %d records that are not committed offsets", OFFSETS_TOPIC, partition, skipped)
         self._load_step(partition)
+
+    # --- deleted topics: their committed offsets go -----------------------------------------
+
+    def _sync_deleted_topics(self) -> None:
+        deleted = self._deletions.deleted_since(self._cache.snapshot.deletions)
+        if not deleted:
+            return
+        log.info("worker %d: topics %s were deleted; dropping their committed offsets", self.worker_id, sorted(deleted))
+        for load in self._leadership.loads.values():
+            if not load.done:
+                load.deleted |= deleted
+        in_flight = [k for a in self._appends.values() if a.envelope is not None for k, c in a.records
+                     if c is not None and k.topic in deleted]  # commits answered after this: tombstoned after them
+        self._forget(stale_offsets(self._store.all(), deleted) + in_flight)
+
+    def _forget(self, keys: list[OffsetKey], since_ms: int | None = None) -> None:
+        """Drop ``keys`` from the store now and write their tombstones (served partitions only: a
+        loading one drops them again once loaded). ``since_ms``: a retry; keys committed after it stay."""
+        if not keys:
+            return
+        count = self._offsets_partitions()
+        if count == 0:
+            return
+        now = self._wall() if since_ms is None else since_ms
+        by_partition: dict[int, list[OffsetKey]] = {}
+        for key in dict.fromkeys(keys):
+            committed = self._store.get(key.group, TopicPartition(key.topic, key.partition))
+            if since_ms is not None and committed is not None and committed.commit_ms >= since_ms:
+                continue  # committed again (a re-created topic) since the deletion
+            self._store.apply(key, None)
+            p = group_partition(key.group, count)
+            if self._leadership.serving(p):
+                by_partition.setdefault(p, []).append(key)
+        for p, ks in by_partition.items():
+            try:
+                self._append(None, [(k, None) for k in ks], lambda: DeleteGroupResponse(0, None), now)
+            except NotCoordinatorError as exc:
+                log.warning("%s-%d: could not write %d tombstones of deleted topics: %s", OFFSETS_TOPIC, p, len(ks), exc.message)
+
+    def _on_tombstones_written(self, partition: int, pending: _Append, code: int) -> None:
+        if not self._leadership.serving(partition):
+            return  # the next coordinator loads the log: deleted topics it saw are dropped there
+        keys = [k for k, _ in pending.records]
+        if code == 0:
+            for key in keys:  # again: a commit in flight at the deletion was written (and answered) before them
+                self._store.apply(key, None)
+            return
+        log.warning("%s-%d: writing %d tombstones of deleted topics failed (error %d); retrying",
+                    OFFSETS_TOPIC, partition, len(keys), code)
+        queued, since_ms = self._unwritten.get(partition, ([], pending.since_ms))
+        self._unwritten[partition] = (queued + keys, min(since_ms, pending.since_ms))
 
 
 def _error_reply(request: Message, error: KBrokerError) -> Message:

@@ -8,12 +8,14 @@ A partition is *served* once its log was read up to the log end offset the repli
 became leader (everything the previous coordinator wrote, since commits are acknowledged only
 once every in-sync replica has them). Until then requests for its groups get
 CoordinatorNotAvailable (retriable). A new leader epoch for a served partition reloads it (its
-groups are dropped, then read again). Pure: no I/O; the actor shell does the fetching.
+groups are dropped, then read again). Topics deleted while a partition loads are remembered on its
+``Load`` and their offsets dropped (with tombstones) once it is done. Pure: no I/O; the actor
+shell does the fetching.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kbroker.errors import CorruptRecordError
 from kbroker.storage.batch import HEADER_SIZE, read_header, validate_batch
@@ -29,6 +31,7 @@ class Load:
     next_offset: int = 0
     end_offset: int | None = None  # the log end when it became leader (None: not asked yet)
     in_flight: bool = False
+    deleted: set[str] = field(default_factory=set)  # topics deleted while loading: dropped once done
 
     @property
     def done(self) -> bool:

@@ -6,7 +6,9 @@
 The coordinator of group G is the leader of partition ``group_partition(G, n)`` of
 ``__consumer_offsets`` (n partitions): a stable hash (CRC-32 of the UTF-8 group id), so every client
 and worker computes the same, whatever the Python process. The topic is compacted: the latest
-record per key is the committed offset; deleting a group writes a tombstone per key.
+record per key is the committed offset; deleting a group writes a tombstone per key, and so does
+deleting a topic, for every group's offsets of that topic (see group_cleanup), so a coordinator
+that loads the partition later does not bring them back.
 
 ``OffsetStore`` holds the committed offsets of the groups of the partitions one coordinator leads,
 built by ``apply``-ing the partition's records in log order (loading) and then every commit the
@@ -114,6 +116,13 @@ class OffsetStore:
 
     def get(self, group: str, tp: TopicPartition) -> Committed | None:
         return self._groups.get(group, {}).get(tp)
+
+    def in_partition(self, partition: int, partitions: int) -> dict[str, dict[TopicPartition, Committed]]:
+        """The offsets of the groups held in ``partition`` (group -> partition -> committed)."""
+        return {g: dict(o) for g, o in self._groups.items() if group_partition(g, partitions) == partition}
+
+    def all(self) -> dict[str, dict[TopicPartition, Committed]]:
+        return {g: dict(o) for g, o in self._groups.items()}
 
     def drop_partition(self, partition: int, partitions: int) -> list[str]:
         """Forget the groups held in ``partition`` (leadership moved away); returns them."""

@@ -6,6 +6,8 @@
             controller_id
             workers         worker id -> endpoint (the live set, plus leaders named by LeaderAndIsr)
             topics          name -> TopicState (configs, partitions with leader, epoch, replicas, ISR)
+            deletions       name -> how many times this cache saw the topic deleted (never decreases;
+                            tells a re-created topic from the old one, as there is no topic id)
 
 Written by the ReplicaManager actor only; read by the Gateway, the PartitionReplica actors and
 the ControllerLink (its heartbeat quotes ``version``) from their own threads. Readers take one
@@ -39,6 +41,7 @@ class MetadataSnapshot:
     controller_id: int = -1
     workers: Mapping[int, str] = field(default_factory=lambda: _EMPTY)
     topics: Mapping[str, TopicState] = field(default_factory=lambda: _EMPTY)
+    deletions: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
     def endpoint_of(self, worker_id: int) -> str | None:
         return self.workers.get(worker_id)
@@ -115,11 +118,18 @@ class MetadataCache:
             topics.update({t.name: t for t in update.topics})
             deleted = tuple(sorted(set(update.deleted_topics)))
         changed = tuple(sorted(n for n, t in topics.items() if old.topics.get(n) != t))
+        deletions = old.deletions
+        if deleted:
+            counts = dict(old.deletions)
+            for name in deleted:
+                counts[name] = counts.get(name, 0) + 1
+            deletions = MappingProxyType(counts)
         self.snapshot = MetadataSnapshot(
             update.metadata_version,
             update.controller_id,
             MappingProxyType({w.worker_id: w.endpoint for w in update.workers}),
             MappingProxyType(topics),
+            deletions,
         )
         return UpdateOutcome(True, deleted, changed)
 
@@ -131,4 +141,4 @@ class MetadataCache:
         if all(merged.get(k) == v for k, v in new.items()):
             return
         merged.update(new)
-        self.snapshot = MetadataSnapshot(old.version, old.controller_id, MappingProxyType(merged), old.topics)
+        self.snapshot = MetadataSnapshot(old.version, old.controller_id, MappingProxyType(merged), old.topics, old.deletions)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-import pykka
 import pytest
 
+from _coordinators import coordinated_cluster
 from _replica_cluster import Cluster, partition, topic_state, wait_until
-from kbroker.actors.group_coordinator import GroupCoordinator
 from kbroker.errors import (
     GroupIdNotFoundError,
     GroupNotEmptyError,
@@ -42,25 +41,8 @@ DATA = topic_state("t", *(partition(p, leader=p % 2, replicas=[0, 1]) for p in r
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    refs = []
-    for w in range(2):
-        worker = c.start_worker(w)
-        ref = GroupCoordinator.start(worker_id=w, cache=worker.cache, directory=worker.directory, tick_interval=0.02)
-        worker.io.register(GROUP_COORDINATOR, ref, accepts=GroupCoordinator.ACCEPTS)
-        refs.append(ref)
-    c.assign(DATA)
-    c.assign(OFFSETS)
-    try:
+    with coordinated_cluster(tmp_path, DATA, OFFSETS) as c:
         yield c
-    finally:
-        for w, ref in enumerate(refs):
-            c.workers[w].io.unregister(GROUP_COORDINATOR)
-            try:
-                ref.stop(timeout=5)
-            except pykka.ActorDeadError:
-                pass
-        c.stop()
 
 
 def coordinator(cluster: Cluster, w: int) -> Address:
