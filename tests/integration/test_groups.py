@@ -93,6 +93,13 @@ def test_members_split_partitions_and_take_over_on_close_and_sigkill(cluster: Cl
             assert all((p, o) in b_seen for (q, o) in child_seen if q == p and o >= first_dup)
         assert all(v >= 2 * BATCH for v in dups), "only records processed after the last commit are read twice"
         print(f"{len(dups)} duplicate(s) after the SIGKILL, all past the last commit of the killed member")
+        # every value has been seen (some by the killed child), but b may still be re-reading the
+        # child's partitions from its last commit: close once b has caught up everywhere
+        def caught_up() -> bool:
+            ends = {p.partition: p.high_watermark for p in admin.describe_topic(TOPIC).partitions}
+            return all(p.committed_offset == ends[p.partition] for p in admin.describe_group("billing").partitions)
+
+        wait_until(caught_up, 20, "b caught up and committed on every partition", interval=0.05)
         b.close()
         info = admin.describe_group("billing")
         assert info.state == "Empty" and not info.members
