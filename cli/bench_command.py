@@ -35,6 +35,8 @@ _FLAGS: dict[str, tuple[type, Any, str]] = {
     "batch_bytes": (int, 512 * 1024, "Producer batch size in bytes."),
     "linger_ms": (float, 5.0, "Producer linger in ms."),
     "compression": (str, "none", "none, gzip, zstd or lz4."),
+    "send_many": (int, 0, "0: Producer.send per record; N: Producer.send_many with N keyless records per call "
+                          "(one future per call, like a Redis pipeline)."),
     "producers": (int, 1, "Producer clients (more than 1: one process each)."),
     "consumers": (int, 1, "Consumer clients (more than 1: one process each, partitions split)."),
     "rate": (float, 0.0, "Target records/s over all producers (0: as fast as possible; latency runs need one)."),
@@ -80,6 +82,7 @@ def _options(flags: dict[str, Any]) -> Any:
         records=flags["records"], record_size=flags["record_size"], key_count=flags["keys"],
         partitions=flags["partitions"], replication_factor=flags["replication_factor"], acks=str(flags["acks"]),
         batch_bytes=flags["batch_bytes"], linger_ms=flags["linger_ms"], compression=str(flags["compression"]).lower(),
+        send_many=flags["send_many"],
         producers=flags["producers"], consumers=flags["consumers"], rate=flags["rate"], duration_s=flags["duration"],
         repeat=flags["repeat"], latency_records=flags["latency_records"], workers=flags["workers"], bootstrap=flags["bootstrap"],
     )  # fmt: skip

@@ -34,6 +34,7 @@ class BenchOptions:
     batch_bytes: int = 512 * 1024
     linger_ms: float = 5.0
     compression: str = "none"
+    send_many: int = 0  # 0: Producer.send per record; N: Producer.send_many with N keyless records per call
     producers: int = 1
     consumers: int = 1
     rate: float = 0.0  # records/s; 0: as fast as it goes (latency runs need a rate)
@@ -65,7 +66,9 @@ class BenchOptions:
         for flag, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{flag} must be a positive whole number, got {value!r}")
-        for flag, value in {"--keys": self.key_count, "--linger-ms": self.linger_ms, "--rate": self.rate,
+        if self.send_many and self.key_count:
+            problems.append("--send-many sends keyless records: leave out --keys")
+        for flag, value in {"--keys": self.key_count, "--send-many": self.send_many, "--linger-ms": self.linger_ms, "--rate": self.rate,
                             "--duration": self.duration_s, "--latency-records": self.latency_records}.items():  # fmt: skip
             if value < 0:
                 problems.append(f"{flag} must not be negative, got {value!r}")

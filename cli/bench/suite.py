@@ -97,6 +97,7 @@ def _label(kind: str, opts: BenchOptions) -> str:
     extra = f", {opts.producers} producers" if kind == "produce" and opts.producers > 1 else ""
     extra += f", {opts.consumers} consumers" if kind == "consume" and opts.consumers > 1 else ""
     extra += f", {opts.compression}" if opts.compression != "none" else ""
+    extra += f", send_many {opts.send_many}" if kind == "produce" and opts.send_many else ""
     if kind == "consume":
         return f"consume {opts.partitions}p RF{opts.replication_factor}{extra}"
     return f"{kind} acks={acks} RF{opts.replication_factor} {opts.partitions}p {opts.record_size}B{extra}"

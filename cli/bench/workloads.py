@@ -92,6 +92,9 @@ def _produce_loop(bootstrap: str, topic: str, opts: BenchOptions, records: int, 
                 for i in range(sent, sent + n - 1):
                     send(topic, value, keys[i % nkeys])
                 last.append(send(topic, value, keys[(sent + n - 1) % nkeys]))
+            elif opts.send_many:  # the bulk API: one future per call of opts.send_many records
+                for start in range(0, n, opts.send_many):
+                    last.append(producer.send_many(topic, [value] * min(opts.send_many, n - start)))
             else:
                 for _ in range(n - 1):
                     send(topic, value)

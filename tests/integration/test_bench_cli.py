@@ -106,7 +106,7 @@ def _redis_available() -> bool:
 def test_tiny_compare_with_redis() -> None:
     report = report_of(bench("compare", "--records", "2000", "--repeat", "1", "--workers", "3", "--json"))
     rows = {row["unit"] + " " + row["peer"].split()[0]: row for row in report["comparison"]}
-    assert len(report["comparison"]) == 5
+    assert len(report["comparison"]) == 6
     for row in report["comparison"]:
         assert row["kbroker"] > 0 and row["peer_value"] > 0
         assert row["ratio"] == pytest.approx(row["kbroker"] / row["peer_value"])
@@ -116,4 +116,5 @@ def test_tiny_compare_with_redis() -> None:
     assert report["peers"]["redis_xadd"]["records"] == 2000
     assert report["peers"]["redis_xread"]["records"] == 2000
     assert report["peers"]["zmq_loopback"]["mb_per_s"] > 0
-    assert report["peers"]["file_append"]["mb_per_s"] > 0 and report["comparison"][4]["peer"].startswith("raw file append")
+    assert report["peers"]["file_append"]["mb_per_s"] > 0 and report["comparison"][5]["peer"].startswith("raw file append")
+    assert "send_many 1000" in report["comparison"][1]["workload"]

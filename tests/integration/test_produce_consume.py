@@ -260,3 +260,19 @@ def test_producing_right_after_create_topic_loses_nothing_and_keeps_order(cluste
             user, version = record.value.split(b":")
             versions[user].append(int(version))
         assert all(v == list(range(20)) for v in versions.values()), f"{topic}: a key's records are out of order"
+
+
+def test_send_many_delivers_every_record_once_in_order_per_partition(cluster: Cluster) -> None:
+    _create(cluster, "bulk")
+    values = [b"%07d" % i for i in range(50_000)]
+    with Producer(cluster.bootstrap, acks="all", batch_bytes=64 * 1024) as producer:
+        futures = [producer.send_many("bulk", values[i:i + 1000]) for i in range(0, len(values), 1000)]
+        assert sum(f.result(60) for f in futures) == len(values)
+    with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
+        consumer.assign([TopicPartition("bulk", p) for p in range(PARTITIONS)])
+        records = _read_all(consumer, len(values))
+    assert sorted(r.value for r in records) == values  # each once
+    by_partition: dict[int, list[bytes]] = defaultdict(list)
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_partition[r.partition].append(r.value)
+    assert len(by_partition) > 1 and all(v == sorted(v) for v in by_partition.values())  # sent order kept

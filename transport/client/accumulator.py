@@ -74,6 +74,7 @@ __all__ = ["Accumulator", "Action", "Drained", "PartitionOutcome", "produce_requ
 
 OPEN, IN_FLIGHT = BatchState.OPEN, BatchState.IN_FLIGHT
 DONE, FAILED = BatchState.DONE, BatchState.FAILED
+_MANY_CHUNK = 1024  # records appended per lock hold by append_many (the sender waits at most this long)
 _NO_HEADERS: tuple = ()  # packs as an empty msgpack array, as BatchBuilder's []
 _DUPLICATE = DuplicateSequenceError.code
 _OUT_OF_ORDER = OutOfOrderSequenceError.code
@@ -244,6 +245,59 @@ class Accumulator:
         if full:
             self._wakeup()
         return RecordFuture(batch, index, timestamp_ms)
+
+    def append_many(
+        self, topic: str, values: Sequence[object], num_partitions: int, available: Sequence[int] | None = None
+    ) -> list[ProducerBatch]:
+        """Keyless ``values`` in order, as ``send`` would place them one by one (sticky partition,
+        moving on as batches fill), but filling the open batch under one lock for up to
+        ``_MANY_CHUNK`` records with one timestamp: ~0.3 µs per record instead of ~1.3 (no future
+        per record). Anything the fast loop cannot place (a full batch, no room in buffer_memory,
+        a value to validate, no sticky partition yet) goes through ``send``. Returns the batches
+        holding the records, in order of first use."""
+        touched: dict[ProducerBatch, None] = {}
+        sticky, n, i = self._sticky, len(values), 0
+        while i < n:
+            partition = sticky.get(topic) if sticky is not None else None
+            if partition is not None and partition < num_partitions:
+                timestamp_ms = self._wall_ns() // 1_000_000
+                full = False
+                with self._lock:
+                    queues = self._topics.get(topic)
+                    batch = queues[partition].open if queues is not None and partition in queues else None
+                    if batch is not None:
+                        records = batch.records
+                        index = len(records)  # type: ignore[arg-type]
+                        size, buffered, delta, start = batch.size, self._buffered, timestamp_ms - batch.first_ts, i
+                        room, admit, largest = self._batch_bytes, self._admit_limit, self._max_record_size
+                        stop = min(n, i + _MANY_CHUNK)
+                        while i < stop:
+                            value = values[i]
+                            if value.__class__ is not bytes:
+                                break
+                            record_size = RECORD_OVERHEAD + len(value)  # type: ignore[arg-type]
+                            if size + record_size > room or buffered + record_size > admit or record_size > largest:
+                                break
+                            records.append((index, delta, None, value, _NO_HEADERS))  # type: ignore[union-attr]
+                            index += 1
+                            size += record_size
+                            buffered += record_size
+                            i += 1
+                        if i > start:
+                            batch.size, self._buffered = size, buffered
+                            if timestamp_ms > batch.max_ts:
+                                batch.max_ts = timestamp_ms
+                            touched[batch] = None
+                            full = size > self._full_at
+                if full:
+                    self._wakeup()
+                if batch is not None and i > start and i < n and (i - start) == _MANY_CHUNK:
+                    continue  # the chunk ended, not the batch: take the lock again
+            if i < n:
+                future = self.send(topic, values[i], num_partitions=num_partitions, available=available)
+                touched[future._batch] = None
+                i += 1
+        return list(touched)
 
     def append(
         self,

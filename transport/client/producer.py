@@ -6,6 +6,9 @@
 
 - ``send`` returns a ``RecordFuture`` (``result(timeout)``, ``exception``, ``add_done_callback``)
   of ``RecordMetadata(topic, partition, offset, timestamp_ms)``; callbacks run on the I/O thread.
+- ``send_many(topic, values)``: keyless records in bulk with one ``SendManyFuture`` for all of them
+  (``result`` gives the count or raises the first error; no per-record offsets): ~0.3 µs per
+  record in the caller instead of ~1.3, the same batches, acks, idempotence and order as ``send``.
 - Keys go to ``murmur2(key) % partitions`` (Kafka's partitioner); keyless records stick to one
   partition per batch (KIP-480); ``partition=`` overrides both.
 - Retriable errors (NotLeader, timeouts, NotEnoughReplicas, ...) are retried after a metadata
@@ -23,13 +26,13 @@ import os
 import threading
 import time
 import uuid
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from kbroker.errors import InvalidConfigError, KBrokerError, RequestTimedOutError
 from kbroker.transport.client.accumulator import Accumulator
 from kbroker.transport.client.common import WakeSignal, check_count, check_ms, curve_setup, resolve_bootstrap
 from kbroker.transport.client.metadata_cache import MetadataCache, TopicView
-from kbroker.transport.client.producer_batch import RecordFuture
+from kbroker.transport.client.producer_batch import RecordFuture, SendManyFuture
 from kbroker.transport.client.sender import Sender
 from kbroker.transport.client.types import parse_acks
 
@@ -146,6 +149,22 @@ class Producer:
             topic, value, key, headers, partition, timestamp_ms,
             num_partitions=view.num_partitions, available=view.available,
         )  # fmt: skip
+
+    def send_many(self, topic: str, values: Sequence[bytes | str | None]) -> SendManyFuture:
+        """Queue keyless records (``values`` in order, no headers, timestamps now) with one future
+        for all of them: the bulk path, like a pipeline of XADDs, for producers whose per-record
+        ``send`` would be the bottleneck (about 0.3 µs per record instead of 1.3). The records go
+        where ``send`` would put them one by one (sticky partitions), with the same batching, acks,
+        idempotence and ordering. Blocks like ``send`` for metadata or buffer room."""
+        if self._closed:
+            raise RuntimeError("cannot send: the producer is closed")
+        if isinstance(values, (bytes, str)):
+            raise TypeError("send_many takes a sequence of values, not one value: use send()")
+        values = values if isinstance(values, (list, tuple)) else list(values)
+        view = self._cache.topic(topic)
+        if view is None:
+            view = self._wait_for_topic(topic)
+        return SendManyFuture(self._acc.append_many(topic, values, view.num_partitions, view.available), len(values))
 
     def _wait_for_topic(self, topic: str) -> TopicView:
         """The topic's metadata, asking the broker (auto-creation) and waiting up to max_block_ms."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 from enum import Enum
 from typing import Callable
 
@@ -43,7 +44,7 @@ from kbroker.storage.batch import HEADER_SIZE, pack_header, read_header
 from kbroker.storage.compression import Codec, compress
 from kbroker.transport.client.types import RecordMetadata, TopicPartition
 
-__all__ = ["BatchState", "TRANSITIONS", "ProducerBatch", "RecordFuture"]
+__all__ = ["BatchState", "TRANSITIONS", "ProducerBatch", "RecordFuture", "SendManyFuture"]
 
 log = logging.getLogger(__name__)
 
@@ -319,3 +320,41 @@ class RecordFuture:
         offset = batch.base_offset + self._index if batch.base_offset >= 0 else -1
         ts = batch.log_append_time_ms if batch.log_append_time_ms >= 0 else self._timestamp_ms
         return RecordMetadata(tp.topic, tp.partition, offset, ts)
+
+
+class SendManyFuture:
+    """The future ``Producer.send_many`` returns: one for all its records (no future per record).
+
+    Done when every batch holding them is acknowledged or failed; ``result`` returns the number of
+    records, or raises the first batch's error (records in other batches may have been written,
+    as with failed ``send`` futures). Offsets are not reported: use ``send`` for those.
+    """
+
+    __slots__ = ("_batches", "count")
+
+    def __init__(self, batches: list[ProducerBatch], count: int) -> None:
+        self._batches = batches
+        self.count = count
+
+    def __repr__(self) -> str:
+        return f"<SendManyFuture {self.count} records in {len(self._batches)} batches, {'done' if self.done() else 'pending'}>"
+
+    def done(self) -> bool:
+        return all(b.done for b in self._batches)
+
+    def _wait(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for batch in self._batches:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not batch.wait(left):
+                raise concurrent.futures.TimeoutError(f"{self.count} records not all acknowledged within {timeout}s (they may still be)")
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return next((b.error for b in self._batches if b.error is not None), None)
+
+    def result(self, timeout: float | None = None) -> int:
+        error = self.exception(timeout)
+        if error is not None:
+            raise error
+        return self.count

@@ -42,6 +42,8 @@ def test_parse_acks(text: str, value: int | str) -> None:
         ({"duration_s": -1.0}, "--duration"),
         ({"acks": "7"}, "--acks"),
         ({"compression": "snappy"}, "--compression"),
+        ({"send_many": -1}, "--send-many"),
+        ({"send_many": 100, "key_count": 10}, "--send-many"),
         ({"replication_factor": 3, "workers": 2}, "--replication-factor"),
     ],
 )

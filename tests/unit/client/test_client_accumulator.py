@@ -305,3 +305,31 @@ def test_the_keyless_fast_path_wakes_the_sender_on_a_full_batch_and_refuses_afte
     assert acc.append_to_sticky("t", b"x", 1) is None
     with pytest.raises(RuntimeError, match="closed"):
         acc.send("t", b"x", num_partitions=1)
+
+
+def test_append_many_places_records_as_sends_one_by_one_would() -> None:
+    clock = FakeClock()
+    many = make(clock, linger_ms=5, batch_bytes=1000, partitioner=Partitioner(random.Random(9)))
+    one = make(clock, linger_ms=5, batch_bytes=1000, partitioner=Partitioner(random.Random(9)))
+    values: list = [b"v%03d" % i for i in range(40)] + ["text"] + [b"w%03d" % i for i in range(25)]
+    wall = lambda: 1_000_000_000  # noqa: E731  (one millisecond for both: same timestamps)
+    many._wall_ns = one._wall_ns = wall  # type: ignore[method-assign]
+    batches = many.append_many("t", values, 3)
+    for value in values:
+        one.send("t", value, num_partitions=3)
+    clock.advance(1)
+    got, want = sent(many) + sent(many), sent(one) + sent(one)
+    assert [(b.tp, b.payload) for b in got] == [(b.tp, b.payload) for b in want]  # same partitions, same bytes
+    assert set(batches) == set(got) and sum(b.record_count for b in got) == len(values)
+    assert many.buffered_bytes == one.buffered_bytes
+
+
+def test_append_many_waits_for_room_and_refuses_what_send_refuses() -> None:
+    acc = make(linger_ms=0, batch_bytes=600, max_request_size=500)
+    with pytest.raises(RecordTooLargeError):
+        acc.append_many("t", [b"x" * 10, b"x" * 600], 1)  # the second goes through send(), which refuses it
+    with pytest.raises(InvalidRecordError):
+        acc.append_many("t", [b"ok", 42], 1)  # not bytes/str: validated by send()
+    acc.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        acc.append_many("t", [b"late"], 1)

@@ -25,7 +25,7 @@ def _batch(records: list[tuple[bytes | None, bytes | None, list, int]], codec: C
     """Fill a batch the way Accumulator.append does."""
     batch = ProducerBatch(TP, codec, 0.0, BATCH_OVERHEAD, records[0][3])
     for i, (key, value, headers, ts) in enumerate(records):
-        batch.records.append([i, ts - batch.first_ts, key, value, headers or ()])  # type: ignore[union-attr]
+        batch.records.append((i, ts - batch.first_ts, key, value, headers or ()))  # type: ignore[union-attr]
         batch.max_ts = max(batch.max_ts, ts)
     return batch
 
@@ -165,3 +165,20 @@ def test_as_concurrent_future_bridges_to_concurrent_futures_wait() -> None:
     assert not not_done
     assert real_ok.result().offset == 3
     assert isinstance(real_bad.exception(), NotLeaderError)
+
+
+def test_send_many_future_counts_waits_for_every_batch_and_raises_the_first_error() -> None:
+    from kbroker.transport.client.producer_batch import SendManyFuture
+
+    a, b = (ProducerBatch(TopicPartition("t", p), Codec.NONE, 0.0, BATCH_OVERHEAD, 0) for p in (0, 1))
+    future = SendManyFuture([a, b], 7)
+    assert not future.done()
+    a.resolve(0, -1, None)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(0.01)
+    b.resolve(-1, -1, NotLeaderError("moved"))
+    assert future.done() and isinstance(future.exception(0), NotLeaderError)
+    with pytest.raises(NotLeaderError):
+        future.result(0)
+    ok = SendManyFuture([a], 3)
+    assert ok.result(0) == 3 and ok.exception(0) is None
