@@ -299,6 +299,7 @@ def _serve(config: WorkerConfig, shutdown: ShutdownSignals) -> int:
         max_request_bytes=config.max_request_bytes, max_in_flight_per_connection=config.max_in_flight_requests,
         max_connections=config.max_connections,
     )
+    io.expect(GATEWAY_ACTOR, GROUP_COORDINATOR, REPLICA_MANAGER)  # while starting: "retry", not "no such actor"
     manager: pykka.ActorRef | None = None
     gateway = None
     if guard is not None:

@@ -48,6 +48,7 @@ class Inbound:
         *,
         endpoint: str,
         handler_for: Callable[[str | None], tuple[str | None, Any, frozenset[type] | None]],
+        expected: Callable[[str | None], bool] = lambda name: name is None,
         sink: ReplySink,
         max_inflight_bytes: int,
         max_header_bytes: int,
@@ -65,6 +66,7 @@ class Inbound:
         self.endpoint = endpoint
         self.budget = InflightBudget(max_inflight_bytes)
         self._handler_for = handler_for
+        self._expected = expected  # an actor this process has or will have: missing means starting or stopping
         self._sink = sink
         self._max_header_bytes = max_header_bytes
         self._max_request_bytes = max_request_bytes
@@ -179,11 +181,13 @@ class Inbound:
         self.send_reply(route, encode(ErrorResponse(error.code, error.message), correlation_id))
 
     def _unknown_actor_error(self, name: str | None) -> KBrokerError:
-        # retriable: the names are the library's own, so a missing actor means a process that is
-        # starting (not registered yet) or stopping (unregistered first), not a client's mistake
+        # an actor this process has had or announced is missing only while it starts (not
+        # registered yet) or stops (unregistered first): retriable; any other name is a bad address
+        if not self._expected(name):
+            return InvalidRequestError(f"no actor named {name!r} at {self.endpoint}; check the address")
         if name is None:
             return BrokerUnavailableError(f"{self.endpoint} has no default actor (starting or stopping?); retry shortly")
-        return BrokerUnavailableError(f"no actor named {name!r} at {self.endpoint} (starting or stopping?); retry shortly")
+        return BrokerUnavailableError(f"actor {name!r} at {self.endpoint} is not running (starting or stopping?); retry shortly")
 
     @staticmethod
     def _refuse(envelope: Envelope, error: KBrokerError) -> None:

@@ -162,6 +162,7 @@ class IOThread:
         self._ids = itertools.count(1)
         self._handlers_lock = threading.Lock()
         self._handlers: dict[str, tuple[Handler, frozenset[type] | None]] = {}
+        self._known: set[str] = set()  # names registered once, or announced with expect(): missing = starting or stopping
         self._default: str | None = None
         self._commands: CommandQueue | None = None
         self._thread: threading.Thread | None = None
@@ -226,8 +227,16 @@ class IOThread:
         allowed = frozenset(accepts) if accepts is not None else None
         with self._handlers_lock:
             self._handlers[name] = (handler, allowed)
+            self._known.add(name)
             if default:
                 self._default = name
+
+    def expect(self, *names: str) -> None:
+        """Names this process will register: a request for one of them that is not registered (yet,
+        or any more) is answered ``BrokerUnavailable`` (retriable: starting or stopping), while a
+        name never announced is ``InvalidRequest``. Registered names count as announced."""
+        with self._handlers_lock:
+            self._known.update(names)
 
     def unregister(self, name: str) -> None:
         with self._handlers_lock:
@@ -383,6 +392,7 @@ class IOThread:
             router,
             endpoint=endpoint,
             handler_for=self._handler_for,
+            expected=lambda name: name is None or name in self._known,
             sink=self,
             max_inflight_bytes=self._max_inflight_bytes,
             max_header_bytes=self._max_header_bytes,

@@ -163,13 +163,20 @@ def test_ask_times_out_against_a_peer_that_reads_but_never_answers(make_io: Make
         mute.close(linger=0)
 
 
-def test_unknown_actor_gets_a_retriable_error_response(pair: tuple[IOThread, IOThread]) -> None:
-    a, b = pair  # a process starting or stopping has not (or no longer) registered its actors
-    with pytest.raises(BrokerUnavailableError, match="no actor named 'nobody'"):
+def test_unknown_actor_gets_an_error_response_retriable_for_one_it_expects(pair: tuple[IOThread, IOThread]) -> None:
+    a, b = pair
+    with pytest.raises(InvalidRequestError, match="no actor named 'nobody'"):
         a.ask(Address(b.endpoint, "nobody"), append(), timeout=5).result(10)
+    b.expect("later")  # a process starting or stopping has not (or no longer) registered its actors
+    with pytest.raises(BrokerUnavailableError, match="'later' .* not running"):
+        a.ask(Address(b.endpoint, "later"), append(), timeout=5).result(10)
+    b.register("gone", Inbox(on_message=echo))
+    b.unregister("gone")
+    with pytest.raises(BrokerUnavailableError, match="'gone' .* not running"):
+        a.ask(Address(b.endpoint, "gone"), append(), timeout=5).result(10)
     with pytest.raises(BrokerUnavailableError, match="no default actor"):
         a.ask(Address(b.endpoint, None), append(), timeout=5).result(10)  # type: ignore[arg-type]
-    assert b.stats().rejected == 2
+    assert b.stats().rejected == 4
 
 
 def test_default_actor_gets_messages_without_to(pair: tuple[IOThread, IOThread]) -> None:
