@@ -4,7 +4,10 @@
   ``RestartBackoff``
 - ``controller``: the ``Controller`` actor shell and its ``WorkerTable``
 - ``worker``: ``worker_main`` (a worker process), ``WorkerConfig``, ``ControllerLink``
-- ``gateway``: the ``Gateway`` actor, default actor of a worker's endpoint
+- ``gateway``: the ``Gateway``, default actor of a worker's endpoint, run on its I/O thread
+  (``loop_ref``: ``LoopRef``, an actor scheduled by ``IOThread.call_soon``)
+- ``group_coordinator`` and its pure cores (``group_state``, ``group_assignor``,
+  ``group_offsets``, ``group_loader``, ``group_cleanup``): consumer groups
 - ``datadir``: ``DirLock`` (one broker per data directory), ``cluster.json``
 - ``signals``, ``ticker``, ``process_logging``: process plumbing
 

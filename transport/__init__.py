@@ -13,6 +13,8 @@
 - ``connection``: ``Connection``, the synchronous client side (DEALER, request/response)
 - ``curve``: CURVE key files, the broker's ZAP handler (on the I/O thread) and socket setup for
   both ends; ``messages_acls``: the ACL admin messages (checks in ``kbroker.actors.acls``)
+- ``conn_limit``: ``--max-connections`` (a ROUTER's connections counted from its socket monitor,
+  handshakes past the limit refused by the ZAP handler)
 
 The client-facing wire protocol is specified in docs/protocol.md.
 
