@@ -27,7 +27,8 @@ Invariants:
   While a change may have been applied without our knowing (answer lost, retry refused), the
   maximal ISR keeps counting for the high watermark.
 - A follower leaves the ISR when it is not at the leader's log end and has not been caught up for
-  replica.lag.time.max.ms; it joins when its LEO reaches the high watermark and this epoch's start.
+  replica.lag.time.max.ms; it joins when its LEO reaches the high watermark and this epoch's start,
+  as reported after it left (a follower the controller removes starts from an unknown LEO).
 Pure, not thread-safe: owned by the replica (ReplicaState), which owns the log.
 """
 
@@ -151,6 +152,7 @@ class LeaderState:
     def apply_partition(self, partition_epoch: int, replicas: Sequence[int], isr: Sequence[int], now_ms: int) -> None:
         """Take the controller's replicas and ISR (a LeaderAndIsr or an AlterIsr answer)."""
         me = self.ident.local_id
+        removed = set(self.isr) - set(isr)
         self.partition_epoch = partition_epoch
         self.replicas = tuple(replicas)
         self.isr = tuple(dict.fromkeys((*isr, me)))  # the leader is always in its ISR
@@ -160,6 +162,13 @@ class LeaderState:
                 del self.followers[r]
         for r in wanted:
             self.followers.setdefault(r, FollowerProgress(r, last_caught_up_ms=now_ms))
+        for r in removed - {me}:
+            if r in self.followers:
+                # out of the ISR (e.g. its worker died): what it last reported is stale, so it
+                # rejoins only after it reports again (Kafka resets out-of-sync followers), not at
+                # once on an old position, holding back the high watermark for a replica that may
+                # never fetch (a hung or restarted process)
+                self.followers[r].log_end_offset = -1
         self.pending_isr = None
         self._alter = None
         self._awaiting_metadata = False

@@ -124,3 +124,57 @@ def test_curve_limit_exempts_broker_links_and_keeps_authentication_errors(
         first.close()
         if second is not None:
             second.close()
+
+
+def test_a_restarted_follower_refused_by_its_full_leader_catches_up_once_a_slot_frees(
+    start_cluster: Callable[..., Cluster]
+) -> None:
+    """Plaintext links between broker processes count: a follower restarted while its leader's
+    endpoint is full is refused there, retries with a backoff, and catches up once a slot frees."""
+    import os as _os
+    import signal
+
+    from kbroker.errors import KBrokerError
+    from kbroker.transport.messages_client import Metadata
+
+    cluster = start_cluster(workers=2, args=["--max-connections", "5"])
+    cluster.wait_all_alive()
+    fillers: list[Connection] = []
+    with Admin(cluster.bootstrap, timeout=10) as admin, Producer(cluster.bootstrap, acks="all", request_timeout_ms=10_000) as producer:
+        admin.create_topic("r", 1, 2)
+
+        def partition() -> object:
+            return admin.describe_topic("r").partitions[0]
+
+        wait_until(lambda: len(partition().isr) == 2, 20, "an ISR of 2")
+        leader = partition().leader
+        follower = next(r for r in partition().replicas if r != leader)
+        endpoint = next(w.endpoint for w in admin.describe_cluster() if w.id == leader)
+        producer.send("r", b"0").result(20)
+
+        def take_a_slot() -> bool:
+            conn = Connection(endpoint, timeout=5)
+            try:
+                conn.request(Metadata(None, False))
+            except ConnectionLimitError:
+                conn.close()
+                return False
+            except KBrokerError:
+                pass  # admitted: any answer means the handshake went through
+            fillers.append(conn)
+            return True
+
+        try:
+            while take_a_slot():  # the leader's endpoint is full now
+                assert len(fillers) < 10, "the limit of 5 does not hold"
+            _os.kill(cluster.alive_pids()[follower], signal.SIGKILL)
+            wait_until(take_a_slot, 10, "the dead follower's slot taken before it restarts")
+            cluster.output.wait_for_line(re.compile(r"refused this process's connection: it has reached its connection limit"), 30)
+            producer.send("r", b"1").result(20)  # the leader serves on (ISR of 1 once the follower is out)
+        finally:
+            for conn in fillers:
+                conn.close()
+        wait_until(lambda: follower in partition().isr and partition().high_watermark == partition().log_end_offset == 2,
+                   30, "the follower back in the ISR with both records")  # fmt: skip
+        cluster.output.wait_for_line(re.compile(r"admitted this process's connection again"), 10)
+        producer.send("r", b"2").result(20)

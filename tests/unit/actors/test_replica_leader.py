@@ -370,6 +370,21 @@ def test_a_returning_follower_expands_the_isr_once_it_reaches_the_high_watermark
     assert core.isr == (1, 2, 3)
 
 
+def test_a_follower_the_controller_removed_rejoins_only_after_it_reports_again() -> None:
+    """Its worker died when it had everything: its old position must not bring it straight back
+    (a restarted or hung replica that never fetches would hold the high watermark for acks=all)."""
+    core = make_leader(isr=(1, 2, 3))
+    core.append_produce(batch(2), 1, T0)
+    caught_up(core, 2, 3)
+    core.become_leader(1, 11, (1, 2, 3), (1, 2), T0)  # the controller removed 3: its worker died
+    assert core.tick(T0 + 1).to_controller == []  # no expansion on 3's last report from before
+    core.append_produce(batch(), 1, T0 + 1)
+    core.on_replica_append_ack(ack(2, 3), T0 + 1)
+    assert core.high_watermark == 3  # 3 holds nothing back
+    out = core.on_replica_fetch(fetch(3, 3), T0 + 2)  # the restarted 3 fetches at the log end
+    assert only(out.to_controller).new_isr == (1, 2, 3)
+
+
 def test_an_alter_isr_refused_as_stale_keeps_the_maximal_isr_until_a_leader_and_isr() -> None:
     """The expansion may have been applied (its answer lost, this refusal a retry's): 3 keeps counting."""
     core = make_leader(isr=(1, 2))
