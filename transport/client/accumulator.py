@@ -10,10 +10,10 @@
   ``linger_ms`` has passed since it was opened, or at once while a flush, a close or a blocked
   ``send`` is waiting. ``drain`` takes at most one ready batch per partition per call, up to
   ``max_request_size`` bytes per leader, and never more than ``max_in_flight`` batches of one
-  partition in flight: with idempotence one, until the leader has acknowledged a batch of the partition numbered
-  with the current producer id and epoch (a leader that does not know the producer yet takes any
-  first sequence, so a second batch must not overtake a first one that was refused, e.g. by a
-  replica not ready yet right after the topic was created).
+  partition in flight; with idempotence one, until the leader has acknowledged a batch of the
+  partition numbered with the current producer id and epoch (a leader that does not know the
+  producer yet takes any first sequence, so a second batch must not overtake a first one that was
+  refused, e.g. by a replica not ready yet right after the topic was created).
 - Idempotence: ``drain`` gives a batch the producer id, epoch and the partition's next sequence
   the first time it sends it (``base_sequence``; then + record count, wrapping at 2^31). A batch
   failing with a retriable error goes back to the front of its queue in drain order and keeps its
