@@ -39,7 +39,7 @@ from typing import Callable
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-__all__ = ["ConnectionCount", "ConnectionMonitor", "REFUSED_STATUS", "REFUSED_TEXT", "REFUSED_ZAP_CODE", "close_monitored"]
+__all__ = ["check_limit", "ConnectionCount", "ConnectionMonitor", "REFUSED_STATUS", "REFUSED_TEXT", "REFUSED_ZAP_CODE", "close_monitored"]
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,18 @@ REFUSED_ZAP_CODE = 500  # the value of the client's EVENT_HANDSHAKE_FAILED_AUTH
 _LOG_EVERY_S = 60.0
 
 
+def check_limit(limit: object) -> int:
+    """``limit`` if it is a valid ``max_connections`` (an int >= 0; 0: unlimited), else ValueError."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"max_connections must be an integer >= 0 (0: unlimited), got {limit!r}")
+    return limit
+
+
 class ConnectionCount:
     """The live connections of one ROUTER (from its monitor events) and the admission rule."""
 
     def __init__(self, limit: int) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"max_connections must be an integer >= 0 (0: unlimited), got {limit!r}")
-        self.limit = limit
+        self.limit = check_limit(limit)
         self._live: set[int] = set()
         self.refused = 0
 

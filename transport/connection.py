@@ -330,6 +330,5 @@ class Connection:
             return reply
 
 
-
 def _ms(seconds: float) -> int:
     return max(0, math.ceil(seconds * 1000))

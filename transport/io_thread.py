@@ -60,7 +60,7 @@ import zmq
 from kbroker.errors import BrokerUnavailableError
 from kbroker.transport.codec import ACTOR_NAME_MAX, MAX_HEADER_BYTES, encode
 from kbroker.transport.command_queue import CommandQueue
-from kbroker.transport.conn_limit import ConnectionMonitor
+from kbroker.transport.conn_limit import ConnectionMonitor, check_limit
 from kbroker.transport.curve import ZAP_DOMAIN, CurveServer, RequestGuard, ZapHandler
 from kbroker.transport.envelope import Address, Envelope
 from kbroker.transport.inbound import Inbound
@@ -137,9 +137,7 @@ class IOThread:
         ``max_connections``: TCP connections the ROUTER keeps at most (0: unlimited)."""
         if max_inflight_bytes <= 0:
             raise ValueError(f"max_inflight_bytes must be positive, got {max_inflight_bytes}")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 0:
-            raise ValueError(f"max_connections must be an integer >= 0 (0: unlimited), got {max_connections!r}")
-        self._max_connections = max_connections
+        self._max_connections = check_limit(max_connections)
         self._connections: ConnectionMonitor | None = None
         self._bind = bind
         self._advertised_host = advertised_host

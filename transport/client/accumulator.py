@@ -190,11 +190,9 @@ class Accumulator(LeanAppends):
         """Partition (explicit, murmur2 of the key, or sticky) and append one record.
 
         ``num_partitions`` and ``available`` (partitions that have a leader) come from metadata.
+        The general path: ``Producer.send`` tries ``append_to_sticky`` first and comes here only
+        when that cannot place the record (as ``append_many`` does), so it is not tried twice.
         """
-        if key is None and headers is None and partition is None and timestamp_ms is None:
-            future = self.append_to_sticky(topic, value, num_partitions)
-            if future is not None:
-                return future
         if key is not None and key.__class__ is not bytes:
             key = to_bytes("key", key)
         if partition is not None:
