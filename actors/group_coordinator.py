@@ -98,7 +98,7 @@ _TICK = _Tick()
 class _Append:
     envelope: Envelope | None  # None: tombstones of deleted topics' offsets (nobody to answer)
     records: list[tuple[OffsetKey, Committed | None]]
-    then: Callable[[], Message]  # the reply once written
+    then: Callable[[], Message] | None  # the reply once written (None with no envelope)
     since_ms: int = 0  # tombstones: when they were decided (a retry skips keys committed since)
 
 
@@ -275,7 +275,7 @@ class GroupCoordinator(pykka.ThreadingActor):
     # --- writing to __consumer_offsets ------------------------------------------------------
 
     def _append(self, envelope: Envelope | None, records: list[tuple[OffsetKey, Committed | None]],
-                then: Callable[[], Message], since_ms: int = 0) -> None:
+                then: Callable[[], Message] | None, since_ms: int = 0) -> None:
         """Write ``records`` (all for groups of one partition); applied to the store once acknowledged."""
         group_id = records[0][0].group
         p = group_partition(group_id, self._offsets_partitions())
@@ -308,6 +308,7 @@ class GroupCoordinator(pykka.ThreadingActor):
         elif code == 0 and self._leadership.serving(answer.key.partition):
             for key, committed in pending.records:
                 self._store.apply(key, committed)
+            assert pending.then is not None
             envelope.reply(pending.then())
         else:
             error = error_for_code(code, answer.response.error_message) if code else NotLeaderError()
@@ -424,7 +425,7 @@ class GroupCoordinator(pykka.ThreadingActor):
                 by_partition.setdefault(p, []).append(key)
         for p, ks in by_partition.items():
             try:
-                self._append(None, [(k, None) for k in ks], lambda: DeleteGroupResponse(0, None), now)
+                self._append(None, [(k, None) for k in ks], None, now)
             except NotCoordinatorError as exc:
                 log.warning("%s-%d: could not write %d tombstones of deleted topics: %s", OFFSETS_TOPIC, p, len(ks), exc.message)
 

@@ -13,10 +13,10 @@ round runs kbroker's workloads and then the peers', so both see the same machine
 
 Redis runs the same record count and value size as kbroker. The bulk row uses
 ``Producer.send_many`` with one future per 1000 records, as the pipeline has one round trip per
-1000 XADDs; the first row is ``send`` with a future per record, as Kafka's perf test. The big-value row also notes the
-absolute target (1 GB/s), and is set against a second ceiling: appending the same bytes to a new
-file with ``os.write`` on the broker's filesystem (disk_baseline.py), since every byte the broker
-takes goes into new segment files.
+1000 XADDs; the first row is ``send`` with a future per record, as Kafka's perf test. The
+big-value row also notes the absolute target (1 GB/s), and is set against a second ceiling:
+appending the same bytes to a new file with ``os.write`` on the broker's filesystem
+(disk_baseline.py), since every byte the broker takes goes into new segment files.
 """
 
 from __future__ import annotations
