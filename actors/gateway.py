@@ -1,8 +1,9 @@
 """The Gateway: the default actor of a worker's endpoint, where clients send data requests.
 
 It runs on the worker's I/O thread (``Gateway.start(io=...)`` gives a ``LoopRef``): a client
-request is routed as it is read, and its reply leaves from the same thread, with no thread
-hand-off in between (actors/loop_ref.py). Its work is routing and aggregation only, never I/O.
+request is routed in the same loop pass that read it, and its reply leaves from the same thread,
+with no thread hand-off in between (actors/loop_ref.py). Its work is routing and aggregation
+only, never I/O.
 
     client ──Produce / Fetch / ListOffsets / Metadata──▶ Gateway
                                                           │ split per partition (tell, correlation = PartKey)

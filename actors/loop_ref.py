@@ -1,7 +1,8 @@
 """An actor that lives on its process's I/O thread instead of a thread of its own.
 
     replica threads, timers ──ref.tell(msg)──▶ io.call_soon(target.on_receive, msg) ──▶ I/O thread
-    clients ──envelope──▶ I/O thread ──target.on_receive(envelope), inline──▶ replies leave at once
+    clients ──envelope──▶ I/O thread: Inbound ──ref.tell──▶ its own command deque (no wake-up)
+                          ──▶ target.on_receive(envelope) in the same loop pass ──▶ replies leave
 
 A ``LoopRef`` looks like a pykka ``ActorRef`` to its senders (``tell``, ``is_alive``, ``stop``)
 but runs the target's ``on_receive`` on the I/O thread: one thread for the socket work and the
