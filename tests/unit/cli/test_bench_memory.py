@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 
@@ -19,8 +20,11 @@ def test_rss_of_this_process_and_of_no_process() -> None:
 
 def test_sampler_reports_start_peak_end_and_a_trend_per_worker() -> None:
     with RssSampler({0: os.getpid(), 1: 2**22 + 12345}, interval_s=60) as sampler:
-        ballast = bytearray(20_000_000)  # touched memory: RSS grows by ~20 MB before the last sample
-        ballast[::4096] = b"x" * len(ballast[::4096])
+        # A fresh anonymous mapping with every page touched: RSS grows by ~20 MB before the last sample.
+        # (A bytearray can be carved from heap pages a long test session already holds resident.)
+        ballast = mmap.mmap(-1, 20_000_000)
+        for page in range(0, len(ballast), mmap.PAGESIZE):
+            ballast[page] = 1
     summary = sampler.summary()
     assert list(summary) == ["worker-0"]  # the pid that cannot be read is left out
     m = summary["worker-0"]
@@ -28,4 +32,4 @@ def test_sampler_reports_start_peak_end_and_a_trend_per_worker() -> None:
     assert m["start_mb"] <= m["peak_mb"] and m["end_mb"] == m["peak_mb"]
     assert m["end_mb"] - m["start_mb"] >= 15
     assert len(m["trend_mb"]) == 10 and m["trend_mb"][0] == round(m["start_mb"], 1)
-    del ballast
+    ballast.close()
