@@ -34,6 +34,8 @@ _FLAGS: dict[str, tuple[type, Any, str]] = {
     "acks": (str, "1", "0, 1 or all."),
     "batch_bytes": (int, 512 * 1024, "Producer batch size in bytes."),
     "linger_ms": (float, 5.0, "Producer linger in ms."),
+    "max_in_flight": (int, 5, "Producer requests in flight per partition (1: fewer, larger requests; lower latency "
+                              "when the CPUs are busy)."),
     "compression": (str, "none", "none, gzip, zstd or lz4."),
     "send_many": (int, 0, "0: Producer.send per record; N: Producer.send_many with N keyless records per call "
                           "(one future per call, like a Redis pipeline)."),
@@ -81,7 +83,7 @@ def _options(flags: dict[str, Any]) -> Any:
     return BenchOptions(
         records=flags["records"], record_size=flags["record_size"], key_count=flags["keys"],
         partitions=flags["partitions"], replication_factor=flags["replication_factor"], acks=str(flags["acks"]),
-        batch_bytes=flags["batch_bytes"], linger_ms=flags["linger_ms"], compression=str(flags["compression"]).lower(),
+        batch_bytes=flags["batch_bytes"], linger_ms=flags["linger_ms"], max_in_flight=flags["max_in_flight"], compression=str(flags["compression"]).lower(),
         send_many=flags["send_many"],
         producers=flags["producers"], consumers=flags["consumers"], rate=flags["rate"], duration_s=flags["duration"],
         repeat=flags["repeat"], latency_records=flags["latency_records"], workers=flags["workers"], bootstrap=flags["bootstrap"],

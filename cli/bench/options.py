@@ -33,6 +33,7 @@ class BenchOptions:
     acks: str = "1"
     batch_bytes: int = 512 * 1024
     linger_ms: float = 5.0
+    max_in_flight: int = 5  # the producer's unanswered requests per partition (Kafka's max.in.flight.requests.per.connection)
     compression: str = "none"
     send_many: int = 0  # 0: Producer.send per record; N: Producer.send_many with N keyless records per call
     producers: int = 1
@@ -60,6 +61,7 @@ class BenchOptions:
         positive = {
             "--records": self.records, "--record-size": self.record_size, "--partitions": self.partitions,
             "--replication-factor": self.replication_factor, "--batch-bytes": self.batch_bytes,
+            "--max-in-flight": self.max_in_flight,
             "--producers": self.producers, "--consumers": self.consumers, "--repeat": self.repeat,
             "--workers": self.workers,
         }  # fmt: skip

@@ -64,7 +64,7 @@ def _producer(bootstrap: str, opts: BenchOptions, **overrides: Any) -> Any:
     from kbroker import Producer
 
     settings: dict[str, Any] = dict(
-        acks=opts.acks_value, linger_ms=opts.linger_ms, batch_bytes=opts.batch_bytes,
+        acks=opts.acks_value, linger_ms=opts.linger_ms, batch_bytes=opts.batch_bytes, max_in_flight=opts.max_in_flight,
         compression=opts.compression_value, buffer_memory=max(64 << 20, 4 * opts.batch_bytes),
         max_request_size=max(1 << 20, opts.batch_bytes + (1 << 16)),
     )  # fmt: skip

@@ -78,7 +78,8 @@ def test_produce_consume_and_latency_against_a_running_broker(cluster: Cluster) 
     assert result["workload"] == "consume 3p RF1, 2 consumers"
     check_throughput(result, 2000, 100)
 
-    report = report_of(bench("latency", "--records", "300", "--rate", "3000", *common))
+    report = report_of(bench("latency", "--records", "300", "--rate", "3000", "--max-in-flight", "1", *common))
+    assert report["options"]["max_in_flight"] == 1
     (result,) = report["results"]
     assert result["count"] == 300 and result["rate"] == 3000
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["p99_9_ms"] <= result["max_ms"]
