@@ -83,8 +83,8 @@ def _options(flags: dict[str, Any]) -> Any:
     return BenchOptions(
         records=flags["records"], record_size=flags["record_size"], key_count=flags["keys"],
         partitions=flags["partitions"], replication_factor=flags["replication_factor"], acks=str(flags["acks"]),
-        batch_bytes=flags["batch_bytes"], linger_ms=flags["linger_ms"], max_in_flight=flags["max_in_flight"], compression=str(flags["compression"]).lower(),
-        send_many=flags["send_many"],
+        batch_bytes=flags["batch_bytes"], linger_ms=flags["linger_ms"], max_in_flight=flags["max_in_flight"],
+        compression=str(flags["compression"]).lower(), send_many=flags["send_many"],
         producers=flags["producers"], consumers=flags["consumers"], rate=flags["rate"], duration_s=flags["duration"],
         repeat=flags["repeat"], latency_records=flags["latency_records"], workers=flags["workers"], bootstrap=flags["bootstrap"],
     )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["BenchOptions", "ACKS", "COMPRESSIONS", "parse_acks"]
+__all__ = ["MAX_IN_FLIGHT", "BenchOptions", "ACKS", "COMPRESSIONS", "parse_acks"]
 
 ACKS = ("0", "1", "all", "-1")
 COMPRESSIONS = ("none", "gzip", "zstd", "lz4")
@@ -23,6 +23,9 @@ def parse_acks(text: str) -> int | str:
     return "all" if value in ("all", "-1") else int(value)
 
 
+MAX_IN_FLIGHT = 5  # the Producer's default max_in_flight (Kafka's max.in.flight.requests.per.connection)
+
+
 @dataclass(frozen=True)
 class BenchOptions:
     records: int = 1_000_000
@@ -33,7 +36,7 @@ class BenchOptions:
     acks: str = "1"
     batch_bytes: int = 512 * 1024
     linger_ms: float = 5.0
-    max_in_flight: int = 5  # the producer's unanswered requests per partition (Kafka's max.in.flight.requests.per.connection)
+    max_in_flight: int = MAX_IN_FLIGHT  # the producer's unanswered requests per partition
     compression: str = "none"
     send_many: int = 0  # 0: Producer.send per record; N: Producer.send_many with N keyless records per call
     producers: int = 1

@@ -81,6 +81,7 @@ def test_produce_consume_and_latency_against_a_running_broker(cluster: Cluster) 
     report = report_of(bench("latency", "--records", "300", "--rate", "3000", "--max-in-flight", "1", *common))
     assert report["options"]["max_in_flight"] == 1
     (result,) = report["results"]
+    assert result["workload"] == "latency acks=all RF3 3p 100B, max_in_flight 1"
     assert result["count"] == 300 and result["rate"] == 3000
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["p99_9_ms"] <= result["max_ms"]
     assert 0 < result["ack"]["p50_ms"] <= result["ack"]["max_ms"]
