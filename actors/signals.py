@@ -9,6 +9,10 @@ Invariants:
 - A signal handler only records the signal and writes one byte (non-blocking; a full pipe is
   already a pending wake-up), so it is safe at any point of the main thread.
 - Both pipe ends are non-inheritable: spawned children never see them.
+- While installed, the pipe is also Python's signal wake-up fd (``signal.set_wakeup_fd``): the
+  kernel may hand a process-directed signal to any thread (an I/O or actor thread), and Python
+  runs the handler only when the main thread next runs bytecode, so without it a main thread
+  parked in ``wait`` with no timeout would never see a SIGTERM caught elsewhere.
 - ``ignore_sigint_across_exec()`` makes a child started inside it begin life ignoring SIGINT
   (``SIG_IGN`` is the one disposition that survives exec), so Ctrl-C on a terminal, which reaches
   the whole foreground process group, stops workers only through the supervisor. A SIGINT that
@@ -46,6 +50,10 @@ class Wakeup:
     def fileno(self) -> int:
         return self._r
 
+    def write_fileno(self) -> int:
+        """The write end, for ``signal.set_wakeup_fd`` (non-blocking)."""
+        return self._w
+
     def wake(self) -> None:
         if self._closed:
             return
@@ -81,6 +89,7 @@ class ShutdownSignals:
         self._by_signal = False
         self._count = 0
         self._previous: dict[int, Any] = {}
+        self._previous_wakeup_fd: int | None = None  # set while our pipe is the signal wake-up fd
 
     @property
     def reason(self) -> str | None:
@@ -108,11 +117,16 @@ class ShutdownSignals:
         for signum in ignored:
             self._previous.setdefault(signum, signal.getsignal(signum))
             signal.signal(signum, signal.SIG_IGN)
+        if handled and self._previous_wakeup_fd is None:
+            self._previous_wakeup_fd = signal.set_wakeup_fd(self.wakeup.write_fileno(), warn_on_full_buffer=False)
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous.clear()
+        if self._previous_wakeup_fd is not None:  # before the pipe closes: no handler writes to a stale fd
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
+            self._previous_wakeup_fd = None
 
     def request(self, reason: str) -> None:
         """Ask for shutdown from any thread (a lost controller, a fatal error, ...)."""

@@ -45,6 +45,29 @@ def test_a_handled_signal_is_recorded_and_wakes() -> None:
     assert signal.getsignal(signal.SIGUSR1) == previous
 
 
+def test_a_signal_caught_by_another_thread_still_wakes_the_waiting_main_thread() -> None:
+    """The kernel may hand a process-directed signal to any thread that does not block it; Python
+    runs the handler only when the main thread next runs bytecode, so a main thread parked in
+    wait() must be woken by the C-level handler itself (signal.set_wakeup_fd)."""
+    wakeup = Wakeup()
+    signals = ShutdownSignals(wakeup)
+    previous = signal.getsignal(signal.SIGUSR1)
+    signals.install(handled=(signal.SIGUSR1,))
+    try:
+        # the timer's own thread takes the signal, meant to land while the main thread is parked in wait()
+        other = threading.Timer(0.3, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGUSR1))
+        other.start()
+        assert multiprocessing.connection.wait([wakeup], 3) == [wakeup]  # without the wake-up fd: [] after 3 s
+        other.join()
+        wakeup.drain()
+        assert signals.reason == "SIGUSR1"  # the handler ran once the main thread was back in Python
+    finally:
+        signals.restore()
+        wakeup.close()
+    assert signal.getsignal(signal.SIGUSR1) == previous
+    assert signal.set_wakeup_fd(-1) == -1  # restore() gave the wake-up fd back
+
+
 def test_request_from_another_thread() -> None:
     wakeup = Wakeup()
     signals = ShutdownSignals(wakeup)
