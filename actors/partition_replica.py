@@ -30,6 +30,7 @@ Not thread-safe: the state belongs to the actor.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from typing import Any, Callable, ClassVar
 
 import pykka
 
+from kbroker.actors.lane_ref import Lane, LaneRef, Queued
 from kbroker.actors.lease import Lease
 from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import CONTROLLER, replica_actor_name
@@ -65,9 +67,13 @@ from kbroker.transport.messages_internal import (
 )
 from kbroker.transport.schema import Message
 
-__all__ = ["PartitionReplica", "REPLICA_ACCEPTS", "TICK", "wall_clock_ms"]
+__all__ = ["PartitionReplica", "REPLICA_ACCEPTS", "TICK", "wall_clock_ms", "INLINE_REPLICAS"]
 
 log = logging.getLogger(__name__)
+
+INLINE_REPLICAS = os.environ.get("KBROKER_INLINE_REPLICAS", "1") != "0"
+"""Whether replicas run their quick messages on the I/O thread (actors/lane_ref.py); 0 turns it
+off, for comparisons: every message then goes through the actor's own thread."""
 
 REPLICA_ACCEPTS: frozenset[type[Message]] = frozenset(
     {ReplicaAppend, ReplicaAppendAck, ReplicaFetch, ReplicaFetchResponse, OffsetForLeaderEpoch, OffsetForLeaderEpochResponse}
@@ -90,6 +96,14 @@ TICK = _Tick()
 class _Answer:
     request: Message
     future: Future
+
+
+@dataclass(frozen=True, slots=True)
+class _Crash:
+    """A message that failed on the I/O thread: raised again on the actor's thread, so the actor
+    fails as it would have there (logged, ``on_failure``, stopped; the manager restarts it)."""
+
+    error: BaseException
 
 
 # --- the actor --------------------------------------------------------------------------------
@@ -118,8 +132,16 @@ class PartitionReplica(pykka.ThreadingActor):
         clock: Callable[[], int] = wall_clock_ms,
         lease: Lease | None = None,
         on_storage_failure: Callable[[str], None] | None = None,
+        inline: bool = False,
+        publish: Callable[[LaneRef], None] | None = None,
     ) -> None:
+        """``inline``: quick messages from the I/O thread run there (``start_lane``); ``publish`` gets
+        the ``LaneRef`` through which this replica is to be reached."""
         super().__init__()
+        self.lane = Lane()
+        self.lane_ref = LaneRef(self, self.actor_ref, io.in_thread, inline=inline)
+        if publish is not None:
+            publish(self.lane_ref)
         self._on_storage_failure = on_storage_failure  # the manager's: takes this replica offline
         self._failed: str | None = None  # why the storage failed (the replica answers KafkaStorageError)
         self._lease = lease  # the worker's: no produce accepted while it has lapsed (actors/lease.py)
@@ -137,6 +159,13 @@ class PartitionReplica(pykka.ThreadingActor):
         self._ticker: Ticker | None = None
         self._closed = False
 
+    @classmethod
+    def start_lane(cls, *, inline: bool = INLINE_REPLICAS, **kwargs: Any) -> LaneRef:
+        """Start the actor and return its ``LaneRef`` (the worker's way: see actors/lane_ref.py)."""
+        box: list[LaneRef] = []
+        cls.start(inline=inline, publish=box.append, **kwargs)
+        return box[0]
+
     # --- lifecycle --------------------------------------------------------------------------
 
     def on_start(self) -> None:
@@ -144,6 +173,13 @@ class PartitionReplica(pykka.ThreadingActor):
             self._ticker = Ticker(self.actor_ref, TICK, self._tick_interval, name=f"kbroker-tick-{self._name}").start()
 
     def on_stop(self) -> None:
+        self.lane.enter()  # not while the I/O thread runs a message of ours
+        try:
+            self._stop_here()
+        finally:
+            self.lane.leave(counted=False)
+
+    def _stop_here(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
         self._release_waiting()
@@ -160,6 +196,60 @@ class PartitionReplica(pykka.ThreadingActor):
     # --- dispatch ---------------------------------------------------------------------------
 
     def on_receive(self, message: object) -> Any:
+        """On the actor's thread: a message from the inbox (``Queued`` ones are counted by the lane)."""
+        counted = type(message) is Queued
+        if counted:
+            message = message.message  # type: ignore[attr-defined]
+        self.lane.enter()
+        try:
+            if isinstance(message, _Crash):
+                raise message.error
+            return self._handle(message)
+        finally:
+            self.lane.leave(counted)
+
+    def receive_inline(self, message: object) -> None:
+        """On the I/O thread, holding the lane (``LaneRef.tell``): a message ``quick`` said yes to."""
+        try:
+            self._handle(message)
+        except Exception as exc:
+            try:
+                self.actor_ref.tell(_Crash(exc))
+            except pykka.ActorDeadError:
+                pass
+
+    def quick(self, message: object) -> bool:
+        """Whether ``message`` may run on the I/O thread: the hot path (produce, pushes, acks,
+        fetches, answers to them), and only when an append needs no fsync (no segment roll, no
+        flush policy on the topic) and the log is opened already. Slow or rare work (log opening,
+        truncation, maintenance, controller commands) stays on this actor's thread."""
+        if self._closed:
+            return type(message) in _QUICK_TYPES
+        kind = type(message)
+        if kind is Envelope:
+            inner = message.message  # type: ignore[attr-defined]
+            kind = type(inner)
+            if kind is ReplicaAppend:
+                return self._quick_append(sum(len(b) for b in inner.batches))
+            if kind is ReplicaFetchResponse:
+                return self._quick_append(len(inner.records or b""))
+            return kind in _QUICK_ENVELOPES
+        if kind is ProducePart:
+            return self._quick_append(len(message.records))  # type: ignore[attr-defined]
+        if kind is _Answer:
+            future = message.future  # type: ignore[attr-defined]
+            if future.exception() is not None:
+                return True
+            reply = future.result()
+            if isinstance(reply, ReplicaFetchResponse):
+                return self._quick_append(len(reply.records or b""))
+            return isinstance(reply, AlterIsrResponse)
+        return kind in _QUICK_TYPES
+
+    def _quick_append(self, size: int) -> bool:
+        return self.core.log.append_is_quick(size, self._clock())
+
+    def _handle(self, message: object) -> Any:
         try:
             return self._receive(message)
         except OSError as exc:  # the disk failed under the log: this replica goes offline here
@@ -432,7 +522,7 @@ class PartitionReplica(pykka.ThreadingActor):
 
     def _ask(self, address: Address, message: Message, timeout: float) -> None:
         future = self._io.ask(address, message, timeout)
-        ref = self.actor_ref
+        ref = self.lane_ref
 
         def deliver(done: Future) -> None:  # runs in the I/O thread: only a tell
             try:
@@ -441,6 +531,10 @@ class PartitionReplica(pykka.ThreadingActor):
                 pass
 
         future.add_done_callback(deliver)
+
+
+_QUICK_ENVELOPES: frozenset[type] = frozenset({ReplicaAppendAck, ReplicaFetch, OffsetForLeaderEpoch})
+_QUICK_TYPES: frozenset[type] = frozenset({Envelope, ProducePart, FetchPart, ListOffsetsPart, _Answer})
 
 
 def _error_answer(request: Message, error: KBrokerError) -> Message | None:

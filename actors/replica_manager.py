@@ -38,6 +38,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import pykka
 
+from kbroker.actors.lane_ref import LaneRef
 from kbroker.actors.metadata_cache import MetadataCache
 from kbroker.actors.names import replica_actor_name
 from kbroker.actors.partition_replica import REPLICA_ACCEPTS, TICK, PartitionReplica
@@ -82,20 +83,21 @@ def disk_log_factory(path: Path, config: TopicConfig) -> AnyLog:
 
 
 class ReplicaDirectory:
-    """(topic, partition) -> the local PartitionReplica's ActorRef; written by the manager only.
+    """(topic, partition) -> the local PartitionReplica's ref (a ``LaneRef``: quick messages from the
+    I/O thread run there, actors/lane_ref.py); written by the manager only.
     ``offline``: replicas whose storage failed here (why), until they are reopened."""
 
     def __init__(self) -> None:
-        self.refs: Mapping[tuple[str, int], pykka.ActorRef] = MappingProxyType({})
+        self.refs: Mapping[tuple[str, int], LaneRef] = MappingProxyType({})
         self.offline: Mapping[tuple[str, int], str] = MappingProxyType({})
 
-    def get(self, topic: str, partition: int) -> pykka.ActorRef | None:
+    def get(self, topic: str, partition: int) -> LaneRef | None:
         return self.refs.get((topic, partition))
 
     def _set_offline(self, key: tuple[str, int], reason: str | None) -> None:
         self.offline = _with(self.offline, key, reason)
 
-    def _set(self, key: tuple[str, int], ref: pykka.ActorRef | None) -> None:
+    def _set(self, key: tuple[str, int], ref: LaneRef | None) -> None:
         self.refs = _with(self.refs, key, ref)
 
 
@@ -313,7 +315,7 @@ class ReplicaManager(pykka.ThreadingActor):
                 results.append(PartitionResult(name, partition, error.code, error.message))
         return LeaderAndIsrResponse(0, tuple(results))
 
-    def _ensure_replica(self, topic: TopicState, partition: int) -> pykka.ActorRef:
+    def _ensure_replica(self, topic: TopicState, partition: int) -> LaneRef:
         key = (topic.name, partition)
         ref = self._directory.get(*key)
         if ref is not None and ref.is_alive():
@@ -334,7 +336,7 @@ class ReplicaManager(pykka.ThreadingActor):
         except Exception as exc:
             raise UnknownError(f"cannot open the log of {topic.name}-{partition} at {path}: {exc!r}") from exc
         core = ReplicaState(topic.name, partition, self.worker_id, replica_log, self._settings)
-        ref = PartitionReplica.start(
+        ref = PartitionReplica.start_lane(
             core=core,
             io=self._io,
             cache=self._cache,

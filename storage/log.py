@@ -54,6 +54,7 @@ __all__ = ["Log", "AppendResult", "ReadResult", "Clock", "system_clock"]
 _STATE_FILE = "log-state"
 _EPOCH_FILE = "leader-epoch-checkpoint"
 _CLEAN_MARKER = ".clean-shutdown"
+_FLUSH_MARGIN_MS = 100  # append_is_quick: a flush.ms flush this close is left to the replica's own thread
 
 
 class Log:
@@ -264,6 +265,19 @@ class Log:
         self.active_segment.append(batches.pieces, batches.headers)
         self._after_append(batches.records, now)
         return batches.result()
+
+    def append_is_quick(self, size: int, now_ms: int) -> bool:
+        """Whether appending ``size`` bytes at ``now_ms`` is only a write to the page cache: no flush
+        falls due (``flush.messages``, counting at most one record per byte; ``flush.ms`` with
+        ``_FLUSH_MARGIN_MS`` to spare) and the active segment takes them without rolling (a roll
+        fsyncs the segment it closes). The replica runs quick appends on its I/O thread."""
+        config = self.config
+        if self._unflushed_messages + size >= config.flush_messages:
+            return False
+        if now_ms - self._last_flush_ms + _FLUSH_MARGIN_MS >= config.flush_ms:
+            return False
+        end = self.log_end_offset
+        return not should_roll(self.active_segment, size, end, end, now_ms, config)
 
     def _after_append(self, records: int, now: int) -> None:
         self._unflushed_messages += records

@@ -161,6 +161,10 @@ class MemoryLog:
         self._write(batches)
         return batches.result(now if self.config.log_append_time else -1)
 
+    def append_is_quick(self, size: int, now_ms: int) -> bool:
+        """Always: nothing here is fsynced (the disk log's answer depends on rolls and flushes)."""
+        return True
+
     def append_replicated(self, data: bytes | bytearray | memoryview, now_ms: int | None = None) -> AppendResult:
         """As ``Log.append_replicated``: batches from the leader, kept as they are."""
         now = self._now(now_ms)

@@ -280,6 +280,11 @@ class IOThread:
         """
         return self._submit((_CALL, fn, args))
 
+    def in_thread(self) -> bool:
+        """Whether the caller is this I/O thread (where objects living on it may be called directly)."""
+        thread = self._thread
+        return thread is not None and thread.ident == threading.get_ident()
+
     def forget(self, endpoint: str) -> None:
         """Close the DEALER to ``endpoint`` (a worker that is gone); queued messages are dropped."""
         self._submit((_FORGET, endpoint))
