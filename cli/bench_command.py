@@ -42,6 +42,9 @@ _FLAGS: dict[str, tuple[type, Any, str]] = {
     "producers": (int, 1, "Producer clients (more than 1: one process each)."),
     "consumers": (int, 1, "Consumer clients (more than 1: one process each, partitions split)."),
     "rate": (float, 0.0, "Target records/s over all producers (0: as fast as possible; latency runs need one)."),
+    "pace_ms": (float, 2.0, "Latency runs: the producer sleeps only when this far ahead of --rate, then sends what "
+                            "is due at once, as Kafka's perf-test throttler does (2 ms); 0: every record on its own "
+                            "schedule, a sleep before each."),
     "duration": (float, 0.0, "Produce for this many seconds instead of --records (0: use --records)."),
     "repeat": (int, 1, "Runs of each throughput workload; the median run is reported."),
     "latency_records": (int, 0, "all/compare: records of the latency run (0: 10 s at --rate)."),
@@ -85,7 +88,8 @@ def _options(flags: dict[str, Any]) -> Any:
         partitions=flags["partitions"], replication_factor=flags["replication_factor"], acks=str(flags["acks"]),
         batch_bytes=flags["batch_bytes"], linger_ms=flags["linger_ms"], max_in_flight=flags["max_in_flight"],
         compression=str(flags["compression"]).lower(), send_many=flags["send_many"],
-        producers=flags["producers"], consumers=flags["consumers"], rate=flags["rate"], duration_s=flags["duration"],
+        producers=flags["producers"], consumers=flags["consumers"], rate=flags["rate"], pace_ms=flags["pace_ms"],
+        duration_s=flags["duration"],
         repeat=flags["repeat"], latency_records=flags["latency_records"], workers=flags["workers"], bootstrap=flags["bootstrap"],
     )  # fmt: skip
 

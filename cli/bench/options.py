@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["MAX_IN_FLIGHT", "BenchOptions", "ACKS", "COMPRESSIONS", "parse_acks"]
+__all__ = ["MAX_IN_FLIGHT", "PACE_MS", "BenchOptions", "ACKS", "COMPRESSIONS", "parse_acks"]
 
 ACKS = ("0", "1", "all", "-1")
 COMPRESSIONS = ("none", "gzip", "zstd", "lz4")
@@ -24,6 +24,7 @@ def parse_acks(text: str) -> int | str:
 
 
 MAX_IN_FLIGHT = 5  # the Producer's default max_in_flight (Kafka's max.in.flight.requests.per.connection)
+PACE_MS = 2.0  # Kafka's ThroughputThrottler sleeps only once it is 2 ms (MIN_SLEEP_NS) ahead of its rate
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class BenchOptions:
     producers: int = 1
     consumers: int = 1
     rate: float = 0.0  # records/s; 0: as fast as it goes (latency runs need a rate)
+    pace_ms: float = PACE_MS  # latency runs: sleep only this far ahead of the rate (Kafka's throttler); 0: per record
     duration_s: float = 0.0  # produce: run this long instead of --records (0: --records)
     repeat: int = 1
     latency_records: int = 0  # `all`: records of the latency run (0: 10 s at the rate)
@@ -74,6 +76,7 @@ class BenchOptions:
         if self.send_many and self.key_count:
             problems.append("--send-many sends keyless records: leave out --keys")
         for flag, value in {"--keys": self.key_count, "--send-many": self.send_many, "--linger-ms": self.linger_ms, "--rate": self.rate,
+                            "--pace-ms": self.pace_ms,
                             "--duration": self.duration_s, "--latency-records": self.latency_records}.items():  # fmt: skip
             if value < 0:
                 problems.append(f"{flag} must not be negative, got {value!r}")

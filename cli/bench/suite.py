@@ -21,7 +21,7 @@ from kbroker.cli.bench import report as report_mod
 from kbroker.cli.bench import stats, workloads
 from kbroker.cli.bench.broker import LocalBroker
 from kbroker.cli.bench.memory import RssSampler
-from kbroker.cli.bench.options import MAX_IN_FLIGHT, BenchOptions
+from kbroker.cli.bench.options import MAX_IN_FLIGHT, PACE_MS, BenchOptions
 
 __all__ = ["Session", "run_produce", "run_consume", "run_latency", "run_all", "new_report"]
 
@@ -99,6 +99,7 @@ def _label(kind: str, opts: BenchOptions) -> str:
     extra += f", {opts.compression}" if opts.compression != "none" else ""
     extra += f", send_many {opts.send_many}" if kind == "produce" and opts.send_many else ""
     extra += f", max_in_flight {opts.max_in_flight}" if kind != "consume" and opts.max_in_flight != MAX_IN_FLIGHT else ""
+    extra += f", pace {opts.pace_ms:g} ms" if kind == "latency" and opts.pace_ms != PACE_MS else ""
     if kind == "consume":
         return f"consume {opts.partitions}p RF{opts.replication_factor}{extra}"
     return f"{kind} acks={acks} RF{opts.replication_factor} {opts.partitions}p {opts.record_size}B{extra}"
