@@ -213,8 +213,8 @@ class PartitionReplica(pykka.ThreadingActor):
         try:
             self._handle(message)
         except Exception as exc:
-            try:
-                self.actor_ref.tell(_Crash(exc))
+            try:  # counted: nothing more runs inline, everything after it waits behind it and dies with the actor
+                self.lane.queue(lambda: self.actor_ref.tell(Queued(_Crash(exc))))
             except pykka.ActorDeadError:
                 pass
 
