@@ -8,9 +8,15 @@
     Outbox.to_replicas ──▶ io.tell / io.ask to (endpoint of that worker, "replica:<topic>:<partition>")
     Outbox.to_controller ──▶ io.ask to the controller; the answer goes to on_alter_isr_response
 
-Routing the core's sends:
+Threads: the worker reaches a replica through its ``LaneRef`` (``start_lane``): a message from the
+I/O thread that ``quick`` accepts (the hot path: produce, pushes, acks, fetches, answers to asks;
+no fsync due) runs there at once when nothing is queued for the replica; everything else (ticks,
+controller commands, log opening, truncation, appends that roll or flush) runs on the actor's own
+thread, in order (actors/lane_ref.py). Either way one thread at a time holds the lane.
+
+Routing the core's sends (actors/replica_routing.py):
 - ReplicaFetch and OffsetForLeaderEpoch (follower -> leader) go as ``ask``; the answer comes back
-  as ``_Answer(request, future)`` and is handed to the core *with the request it answers*, so a
+  as ``Answer(request, future)`` and is handed to the core *with the request it answers*, so a
   late answer to an older question (a previous leader's) is recognised as stale.
 - On the leader, a ReplicaFetch / OffsetForLeaderEpoch envelope is kept per follower until the core
   emits the matching response for that follower (now, or later for a parked long-poll fetch); it is
@@ -24,7 +30,7 @@ Time: ``clock()`` is wall time in ms (the log stamps LogAppendTime with it). ``t
 
 Invariants: every envelope received is released (``done``/``reply``) by the time its payload is in
 the log or the message is handled; the log is closed on stop (or deleted with its topic).
-Not thread-safe: the state belongs to the actor.
+Not thread-safe: the state belongs to whoever holds the actor's lane.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -41,12 +46,13 @@ import pykka
 from kbroker.actors.lane_ref import Lane, LaneRef, Queued
 from kbroker.actors.lease import Lease
 from kbroker.actors.metadata_cache import MetadataCache
-from kbroker.actors.names import CONTROLLER, replica_actor_name
+from kbroker.actors.names import replica_actor_name
 from kbroker.actors.replica_requests import (
-    ApplyState, Delete, Describe, FetchPart, ListOffsetsPart, PartAnswer, PartAppended, PartKey, ProducePart,
+    ApplyState, Delete, Describe, FetchPart, ListOffsetsPart, PartAnswer, PartAppended, ProducePart,
     UpdateConfig,
 )
 from kbroker.actors.replica_outbox import FetchResult, Outbox, ProduceResult
+from kbroker.actors.replica_routing import Answer, OutboxRouting, error_answer, tell_requester
 from kbroker.actors.replica_state import ReplicaState
 from kbroker.actors.ticker import Ticker
 from kbroker.errors import KafkaStorageError, KBrokerError, NotLeaderError, RequestTimedOutError, UnknownError
@@ -54,7 +60,6 @@ from kbroker.transport.envelope import Address, Envelope
 from kbroker.transport.io_thread import IOThread
 from kbroker.transport.messages_client import ListOffsetsPartitionResponse
 from kbroker.transport.messages_internal import (
-    AlterIsr,
     AlterIsrResponse,
     OffsetForLeaderEpoch,
     OffsetForLeaderEpochResponse,
@@ -93,12 +98,6 @@ TICK = _Tick()
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
-    request: Message
-    future: Future
-
-
-@dataclass(frozen=True, slots=True)
 class _Crash:
     """A message that failed on the I/O thread: raised again on the actor's thread, so the actor
     fails as it would have there (logged, ``on_failure``, stopped; the manager restarts it)."""
@@ -109,7 +108,7 @@ class _Crash:
 # --- the actor --------------------------------------------------------------------------------
 
 
-class PartitionReplica(pykka.ThreadingActor):
+class PartitionReplica(OutboxRouting, pykka.ThreadingActor):
     _ENVELOPE_HANDLERS: ClassVar[dict[type, str]] = {
         ReplicaAppend: "_on_append",
         ReplicaAppendAck: "_on_append_ack",
@@ -213,8 +212,9 @@ class PartitionReplica(pykka.ThreadingActor):
         try:
             self._handle(message)
         except Exception as exc:
+            crash = Queued(_Crash(exc))
             try:  # counted: nothing more runs inline, everything after it waits behind it and dies with the actor
-                self.lane.queue(lambda: self.actor_ref.tell(Queued(_Crash(exc))))
+                self.lane.queue(lambda: self.actor_ref.tell(crash))
             except pykka.ActorDeadError:
                 pass
 
@@ -236,7 +236,7 @@ class PartitionReplica(pykka.ThreadingActor):
             return kind in _QUICK_ENVELOPES
         if kind is ProducePart:
             return self._quick_append(len(message.records))  # type: ignore[attr-defined]
-        if kind is _Answer:
+        if kind is Answer:
             future = message.future  # type: ignore[attr-defined]
             if future.exception() is not None:
                 return True
@@ -261,7 +261,7 @@ class PartitionReplica(pykka.ThreadingActor):
         now = self._clock()
         if isinstance(message, _Tick):
             self._on_tick(now)
-        elif isinstance(message, _Answer):
+        elif isinstance(message, Answer):
             self._on_answer(message, now)
         elif isinstance(message, ProducePart):
             self._on_produce(message, now)
@@ -323,7 +323,7 @@ class PartitionReplica(pykka.ThreadingActor):
         error = self._unavailable()
         if isinstance(message, ProducePart):
             self._route(Outbox(produce_results=[ProduceResult(message.key, message.acks, error=error)]))
-            _tell(message.key, PartAppended(message.key))
+            tell_requester(message.key, PartAppended(message.key))
         elif isinstance(message, FetchPart):
             self._route(Outbox(fetch_results=[FetchResult(message.key, error=error)]))
         elif isinstance(message, ListOffsetsPart):
@@ -407,7 +407,7 @@ class PartitionReplica(pykka.ThreadingActor):
             envelope.done()
         self._waiting_envelopes.clear()
 
-    def _on_answer(self, answer: _Answer, now: int) -> None:
+    def _on_answer(self, answer: Answer, now: int) -> None:
         if self._closed:
             return
         try:
@@ -416,7 +416,7 @@ class PartitionReplica(pykka.ThreadingActor):
             log.debug("%s: no answer to %s: %s", self._name, type(answer.request).__name__, exc.message)
             if isinstance(exc, RequestTimedOutError):
                 return  # the core re-sends on its own timer
-            reply = _error_answer(answer.request, exc)  # refused (e.g. no such replica there yet): back off, retry
+            reply = error_answer(answer.request, exc)  # refused (e.g. no such replica there yet): back off, retry
             if reply is None:
                 return
         if isinstance(reply, ReplicaFetchResponse):
@@ -437,7 +437,7 @@ class PartitionReplica(pykka.ThreadingActor):
             out = Outbox(produce_results=[ProduceResult(part.key, part.acks, error=_lapsed(self._name))])
         else:
             out = self.core.append_produce(part.records, part.acks, now, part.key, part.timeout_ms)
-        _tell(part.key, PartAppended(part.key))
+        tell_requester(part.key, PartAppended(part.key))
         self._route(out)
 
     def _on_consumer_fetch(self, part: FetchPart, now: int) -> None:
@@ -461,7 +461,7 @@ class PartitionReplica(pykka.ThreadingActor):
             error_code, text = r.error_code, (r.error.message if r.error else None)
             ts, offset, epoch = r.timestamp, r.offset, r.leader_epoch
         response = ListOffsetsPartitionResponse(part.key.partition, error_code, text, ts, offset, epoch)
-        _tell(part.key, PartAnswer(part.key, response))
+        tell_requester(part.key, PartAnswer(part.key, response))
 
     # --- time -------------------------------------------------------------------------------
 
@@ -478,92 +478,13 @@ class PartitionReplica(pykka.ThreadingActor):
             except Exception:
                 log.exception("%s: log maintenance failed", self._name)
 
-    # --- the outbox -------------------------------------------------------------------------
-
-    def _route(self, out: Outbox) -> None:
-        core = self.core
-        for result in out.produce_results:
-            key = result.request_id
-            if isinstance(key, PartKey) and result.acks != 0:
-                _tell(key, PartAnswer(key, result.to_response(key.partition, core.leader_id, core.leader_epoch)))
-        for result in out.fetch_results:
-            key = result.request_id
-            if isinstance(key, PartKey):
-                _tell(key, PartAnswer(key, result.to_response(key.partition, core.leader_id, core.leader_epoch)))
-        for send in out.to_replicas:
-            self._send_to_replica(send.to, send.message)
-        for request in out.to_controller:
-            self._send_to_controller(request)
-
-    def _send_to_replica(self, worker_id: int, message: Message) -> None:
-        waiting = self._waiting_envelopes.pop((type(message), worker_id), None)
-        if waiting is not None:
-            waiting.reply(message)
-            return
-        endpoint = self._cache.snapshot.endpoint_of(worker_id)
-        if endpoint is None:
-            log.debug("%s: no endpoint known for worker %d; dropped %s", self._name, worker_id, type(message).__name__)
-            return
-        address = Address(endpoint, self._name)
-        if isinstance(message, ReplicaFetch):
-            timeout = message.max_wait_ms / 1000 + self._ask_timeout
-            self._ask(address, message, timeout)
-        elif isinstance(message, OffsetForLeaderEpoch):
-            self._ask(address, message, self._ask_timeout)
-        else:
-            self._io.tell(address, message)
-
-    def _send_to_controller(self, request: AlterIsr) -> None:
-        log.info("%s: asking the controller for ISR %s (partition epoch %d)", self._name, list(request.new_isr), request.partition_epoch)
-        if self._controller is None:
-            log.debug("%s: no controller address; AlterIsr dropped", self._name)
-            return
-        self._ask(self._controller, request, self._ask_timeout)
-
-    def _ask(self, address: Address, message: Message, timeout: float) -> None:
-        future = self._io.ask(address, message, timeout)
-        ref = self.lane_ref
-
-        def deliver(done: Future) -> None:  # runs in the I/O thread: only a tell
-            try:
-                ref.tell(_Answer(message, done))
-            except pykka.ActorDeadError:
-                pass
-
-        future.add_done_callback(deliver)
-
 
 _QUICK_ENVELOPES: frozenset[type] = frozenset({ReplicaAppendAck, ReplicaFetch, OffsetForLeaderEpoch})
-_QUICK_TYPES: frozenset[type] = frozenset({Envelope, ProducePart, FetchPart, ListOffsetsPart, _Answer})
-
-
-def _error_answer(request: Message, error: KBrokerError) -> Message | None:
-    """The answer the core gets when the leader's process refused the request as a whole (an
-    ErrorResponse: the replica is not there yet, or the I/O thread stopped): an error answer, so
-    the follower retries after retry_backoff_ms instead of waiting out request_timeout_ms."""
-    if isinstance(request, ReplicaFetch):
-        return ReplicaFetchResponse(
-            request.topic, request.partition, error.code, request.current_leader_epoch, -1, -1, -1, None
-        )
-    if isinstance(request, OffsetForLeaderEpoch):
-        return OffsetForLeaderEpochResponse(request.topic, request.partition, error.code, -1, -1)
-    return None
-
-
-def _tell(key: PartKey, message: object) -> None:
-    """Answer the requester (the gateway); one that has stopped (worker shutdown) needs no answer."""
-    try:
-        key.reply_to.tell(message)
-    except pykka.ActorDeadError:
-        pass
+_QUICK_TYPES: frozenset[type] = frozenset({Envelope, ProducePart, FetchPart, ListOffsetsPart, Answer})
 
 
 def _gone(name: str) -> KBrokerError:
     return NotLeaderError(f"{name} is stopping on this worker; refresh metadata and retry")
-
-
-def controller_address(bootstrap: str | None) -> Address | None:
-    return None if bootstrap is None else Address(bootstrap, CONTROLLER)
 
 
 def _lapsed(name: str) -> KBrokerError:
