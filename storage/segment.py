@@ -12,6 +12,7 @@ Not thread-safe: owned by one ``Log``.
 
 from __future__ import annotations
 
+import bisect
 import os
 from pathlib import Path
 from typing import Iterator
@@ -55,6 +56,11 @@ class Segment:
         self._max_timestamp: int | None = -1
         self._bytes_since_index = 0
         self._dirty = False
+        # the batches from the last index entry to the end, as appended (last offsets, positions):
+        # find_position near the end without reading the file back; _tail_base -1 when not known
+        self._tail_base = -1
+        self._tail_last: list[int] = []
+        self._tail_pos: list[int] = []
 
     # ------------------------------------------------------------------ opening and recovery
     @classmethod
@@ -114,6 +120,7 @@ class Segment:
         self.next_offset = self.base_offset
         self._max_timestamp = -1
         self._bytes_since_index = 0
+        self._forget_tail()
         valid_end = 0
         for position, header in self._walk_batches_checked():
             if header.base_offset < self.next_offset:
@@ -169,6 +176,7 @@ class Segment:
         self._offset_index, self._time_index = offset_index, time_index
         self._max_timestamp = -1
         self._bytes_since_index = 0
+        self._forget_tail()
         for position, header in self._walk_headers(0):
             self._track(position, header)
 
@@ -193,6 +201,10 @@ class Segment:
             ts = self._max_timestamp if self._max_timestamp is not None else header.max_timestamp
             self._time_index.append(ts, header.last_offset)
             self._bytes_since_index = 0
+            self._tail_base, self._tail_last, self._tail_pos = header.base_offset, [header.last_offset], [position]
+        elif self._tail_base >= 0:
+            self._tail_last.append(header.last_offset)
+            self._tail_pos.append(position)
         self._bytes_since_index += header.size
         self.next_offset = header.next_offset
 
@@ -238,6 +250,7 @@ class Segment:
         if position is None:
             return 0
         removed = self.size - position
+        self._forget_tail()
         os.ftruncate(self._fd, position)
         self.size = position
         self._dirty = True
@@ -276,7 +289,13 @@ class Segment:
         return os.pread(self._fd, size, position)
 
     def find_position(self, offset: int) -> int | None:
-        """Position of the first batch whose last offset is >= ``offset``, or None if beyond the end."""
+        """Position of the first batch whose last offset is >= ``offset``, or None if beyond the end.
+        Past the last index entry it comes from the batches this process appended there (what a
+        follower push or a consumer at the high watermark reads), else from a walk of the file."""
+        base = self._tail_base
+        if base >= 0 and offset >= base:
+            i = bisect.bisect_left(self._tail_last, offset)
+            return self._tail_pos[i] if i < len(self._tail_pos) else None
         _, position = self.offset_index.lookup(offset)
         for pos, header in self._walk_headers(position):
             if header.last_offset >= offset:
@@ -308,6 +327,9 @@ class Segment:
         if end == len(data):
             return data, next_offset
         return bytes(view[:end]), next_offset
+
+    def _forget_tail(self) -> None:
+        self._tail_base, self._tail_last, self._tail_pos = -1, [], []
 
     def _walk_headers(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
         """Batch headers from ``position`` to the end (no CRC check: the file is trusted)."""
