@@ -10,9 +10,10 @@
 
 Threads: the worker reaches a replica through its ``LaneRef`` (``start_lane``): a message from the
 I/O thread that ``quick`` accepts (the hot path: produce, pushes, acks, fetches, answers to asks;
-no fsync due) runs there at once when nothing is queued for the replica; everything else (ticks,
-controller commands, log opening, truncation, appends that roll or flush) runs on the actor's own
-thread, in order (actors/lane_ref.py). Either way one thread at a time holds the lane.
+the ReplicaManager's ticks; no fsync or maintenance due) runs there at once when nothing is queued
+for the replica; everything else (controller commands, log opening, truncation, maintenance,
+appends that roll or flush) runs on the actor's own thread, in order (actors/lane_ref.py). Either
+way one thread at a time holds the lane.
 
 Routing the core's sends (actors/replica_routing.py):
 - ReplicaFetch and OffsetForLeaderEpoch (follower -> leader) go as ``ask``; the answer comes back
@@ -220,9 +221,9 @@ class PartitionReplica(OutboxRouting, pykka.ThreadingActor):
 
     def quick(self, message: object) -> bool:
         """Whether ``message`` may run on the I/O thread: the hot path (produce, pushes, acks,
-        fetches, answers to them), and only when an append needs no fsync (no segment roll, no
-        flush policy on the topic) and the log is opened already. Slow or rare work (log opening,
-        truncation, maintenance, controller commands) stays on this actor's thread."""
+        fetches, answers to them) and ticks, and only when an append needs no fsync (no segment
+        roll, no flush policy on the topic) and no log maintenance is due. Slow or rare work (log
+        opening, truncation, maintenance, controller commands) stays on this actor's thread."""
         if self._closed:
             return type(message) in _QUICK_TYPES
         kind = type(message)
@@ -236,6 +237,8 @@ class PartitionReplica(OutboxRouting, pykka.ThreadingActor):
             return kind in _QUICK_ENVELOPES
         if kind is ProducePart:
             return self._quick_append(len(message.records))  # type: ignore[attr-defined]
+        if kind is _Tick:
+            return self._clock() < self._next_maintenance  # retention, compaction, flush.ms: on this thread
         if kind is Answer:
             future = message.future  # type: ignore[attr-defined]
             if future.exception() is not None:

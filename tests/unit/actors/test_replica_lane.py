@@ -87,3 +87,18 @@ def test_a_failure_on_the_io_thread_stops_the_replica_as_on_its_own_thread(clust
     # the next LeaderAndIsr starts it again (ReplicaManager._ensure_replica), with its log recovered
     cluster.assign(topic_state("t", partition(0, leader=0, replicas=[0], epoch=2)))
     assert produce_part(cluster.ask(cluster.gateway(0), produce("t", 0, b"y", acks=1))).error_code == 0
+
+
+def test_ticks_run_on_the_io_thread_and_maintenance_on_the_replicas_own_thread(tmp_path: Path) -> None:
+    c = Cluster(tmp_path, log_factory=disk_log_factory, retention_check_interval_ms=200)
+    c.start_worker(0)
+    try:
+        c.assign(topic_state("t", partition(0, leader=0, replicas=[0])))
+        wait_until(lambda: c.describe(0, "t", 0).error_code == 0, what="the replica")
+        lane = _lane(c, 0)
+        inline, queued = lane.inline_runs, lane.queued_runs
+        # no traffic: only the manager's ticks (every 50 ms) and, every 200 ms, maintenance
+        wait_until(lambda: lane.inline_runs - inline >= 6, what="ticks on the I/O thread")
+        wait_until(lambda: lane.queued_runs - queued >= 2, what="maintenance on the replica's thread")
+    finally:
+        c.stop()
