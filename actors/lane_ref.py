@@ -53,15 +53,12 @@ class Lane:
     def enter_inline(self) -> bool:
         """True: the caller may run a message now and must call ``leave_inline`` after it."""
         with self._mutex:
-            if self._queued or not self._running.acquire(blocking=False):
-                return False
-            self.inline_runs += 1
-            return True
+            return not self._queued and self._running.acquire(blocking=False)
 
     def leave_inline(self, ran: bool = True) -> None:
-        if not ran:
-            with self._mutex:
-                self.inline_runs -= 1
+        """``ran``: a message did run (False: the caller found it not quick and will queue it)."""
+        if ran:
+            self.inline_runs += 1  # only the thread holding ``running`` writes it
         self._running.release()
 
     def queue(self, put: Callable[[], Any]) -> Any:
