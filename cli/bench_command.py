@@ -17,6 +17,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from kbroker.cli.bench.options import MAX_IN_FLIGHT, PACE_MS
+
 __all__ = ["bench_app"]
 
 bench_app = typer.Typer(
@@ -34,7 +36,7 @@ _FLAGS: dict[str, tuple[type, Any, str]] = {
     "acks": (str, "1", "0, 1 or all."),
     "batch_bytes": (int, 512 * 1024, "Producer batch size in bytes."),
     "linger_ms": (float, 5.0, "Producer linger in ms."),
-    "max_in_flight": (int, 5, "Producer requests in flight per partition (1: fewer, larger requests; lower latency "
+    "max_in_flight": (int, MAX_IN_FLIGHT, "Producer requests in flight per partition (1: fewer, larger requests; lower latency "
                               "when the CPUs are busy)."),
     "compression": (str, "none", "none, gzip, zstd or lz4."),
     "send_many": (int, 0, "0: Producer.send per record; N: Producer.send_many with N keyless records per call "
@@ -42,7 +44,7 @@ _FLAGS: dict[str, tuple[type, Any, str]] = {
     "producers": (int, 1, "Producer clients (more than 1: one process each)."),
     "consumers": (int, 1, "Consumer clients (more than 1: one process each, partitions split)."),
     "rate": (float, 0.0, "Target records/s over all producers (0: as fast as possible; latency runs need one)."),
-    "pace_ms": (float, 2.0, "Latency runs: the producer sleeps only when this far ahead of --rate, then sends what "
+    "pace_ms": (float, PACE_MS, "Latency runs: the producer sleeps only when this far ahead of --rate, then sends what "
                             "is due at once, as Kafka's perf-test throttler does (2 ms); 0: every record on its own "
                             "schedule, a sleep before each."),
     "duration": (float, 0.0, "Produce for this many seconds instead of --records (0: use --records)."),
