@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pykka
 import pytest
@@ -168,6 +169,18 @@ class Cluster:
         reply = self.ask(self.manager(worker_id), DescribeReplicas((ReplicaKey(topic, partition),)))
         assert isinstance(reply, DescribeReplicasResponse)
         return reply.replicas[0]
+
+
+@contextmanager
+def running_cluster(tmp: Path, workers: int = 3, **kwargs: Any) -> Iterator[Cluster]:
+    """A ``Cluster(tmp, **kwargs)`` with workers 0..workers-1 started, stopped on the way out."""
+    c = Cluster(tmp, **kwargs)
+    try:
+        for w in range(workers):
+            c.start_worker(w)
+        yield c
+    finally:
+        c.stop()
 
 
 def topic_state(name: str, *parts: PartitionState, configs: dict[str, str] | None = None) -> TopicState:

@@ -8,7 +8,8 @@ from typing import Iterator
 import pytest
 
 from _replica_cluster import (
-    Cluster, disk_log_factory, fetch, fetch_part, partition, produce, produce_part, topic_state, wait_until,
+    Cluster, disk_log_factory, fetch, fetch_part, partition, produce, produce_part, running_cluster, topic_state,
+    wait_until,
 )
 from kbroker.actors.replica_outbox import ReplicaSettings
 from kbroker.errors import BrokerUnavailableError, NotLeaderError, RequestTimedOutError
@@ -18,13 +19,8 @@ from kbroker.transport.messages_internal import PartitionState
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    for w in range(3):
-        c.start_worker(w)
-    try:
+    with running_cluster(tmp_path) as c:
         yield c
-    finally:
-        c.stop()
 
 
 def test_acks_all_completes_only_once_every_in_sync_replica_has_the_batch(cluster: Cluster) -> None:

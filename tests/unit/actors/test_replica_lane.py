@@ -7,7 +7,9 @@ from typing import Iterator
 
 import pytest
 
-from _replica_cluster import Cluster, disk_log_factory, fetch, fetch_part, partition, produce, produce_part, topic_state, wait_until
+from _replica_cluster import (
+    Cluster, disk_log_factory, fetch, fetch_part, partition, produce, produce_part, running_cluster, topic_state, wait_until,
+)
 from kbroker.actors.lane_ref import Lane
 
 pytestmark = pytest.mark.timeout(60)
@@ -15,13 +17,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, log_factory=disk_log_factory)
-    for w in range(3):
-        c.start_worker(w)
-    try:
+    with running_cluster(tmp_path, log_factory=disk_log_factory) as c:
         yield c
-    finally:
-        c.stop()
 
 
 def _lane(cluster: Cluster, worker: int, topic: str = "t") -> Lane:
@@ -90,9 +87,7 @@ def test_a_failure_on_the_io_thread_stops_the_replica_as_on_its_own_thread(clust
 
 
 def test_ticks_run_on_the_io_thread_and_maintenance_on_the_replicas_own_thread(tmp_path: Path) -> None:
-    c = Cluster(tmp_path, log_factory=disk_log_factory, retention_check_interval_ms=200)
-    c.start_worker(0)
-    try:
+    with running_cluster(tmp_path, 1, log_factory=disk_log_factory, retention_check_interval_ms=200) as c:
         c.assign(topic_state("t", partition(0, leader=0, replicas=[0])))
         wait_until(lambda: c.describe(0, "t", 0).error_code == 0, what="the replica")
         lane = _lane(c, 0)
@@ -100,5 +95,3 @@ def test_ticks_run_on_the_io_thread_and_maintenance_on_the_replicas_own_thread(t
         # no traffic: only the manager's ticks (every 50 ms) and, every 200 ms, maintenance
         wait_until(lambda: lane.inline_runs - inline >= 6, what="ticks on the I/O thread")
         wait_until(lambda: lane.queued_runs - queued >= 2, what="maintenance on the replica's thread")
-    finally:
-        c.stop()
